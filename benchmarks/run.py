@@ -1,0 +1,70 @@
+"""Benchmarks: `make bench` (or `python benchmarks/run.py [name ...]`).
+
+Each benchmark returns a dict of measured figures; the runner writes them all to
+``data/08_reporting/benchmarks/benchmarks.json`` and a markdown table beside it. Run alone on the machine:
+two CPU-heavy jobs at once on 2 cores ruin each other's timings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "1")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import bench_data  # noqa: E402
+
+BENCHMARKS = {
+    "remap_throughput": bench_data.remap_throughput,
+    "data_pipelines": bench_data.data_pipelines,
+}
+
+OUT = Path("data/08_reporting/benchmarks")
+
+
+def _markdown(results: dict) -> str:
+    lines = [f"# Benchmarks ({results['machine']['when']}, {results['machine']['cpu_count']} cores)", ""]
+    for name, figures in results["benchmarks"].items():
+        lines += [f"## {name}", "", "| figure | value |", "|---|---|"]
+        lines += [f"| {k} | {v} |" for k, v in figures.items()]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("names", nargs="*", choices=[*BENCHMARKS, []], help="benchmarks to run (default: all)")
+    args = parser.parse_args(argv)
+    names = args.names or list(BENCHMARKS)
+    OUT.mkdir(parents=True, exist_ok=True)
+    path = OUT / "benchmarks.json"
+    results = json.loads(path.read_text()) if path.exists() else {"benchmarks": {}}
+    import torch
+
+    results["machine"] = {
+        "when": time.strftime("%Y-%m-%d %H:%M"),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+    }
+    for name in names:
+        print(f"== {name}", flush=True)
+        figures = BENCHMARKS[name]()
+        results["benchmarks"][name] = figures
+        for key, value in figures.items():
+            print(f"   {key}: {value}", flush=True)
+        path.write_text(json.dumps(results, indent=2))
+    (OUT / "benchmarks.md").write_text(_markdown(results))
+    print(f"wrote {path} and {OUT / 'benchmarks.md'}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,153 @@
+"""Scanners that turn a dataset root in its official folder layout into manifest rows.
+
+A scanner never raises on a bad file: it returns every row it could pair and a list of problems
+(missing partners, unknown layout), so that validation can report all offending files at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+MANIFEST_COLUMNS = ["domain", "kind", "split", "sample_id", "image_path", "label_path", "width", "height"]
+
+CITYSCAPES_IMAGE_SUFFIX = "_leftImg8bit.png"
+CITYSCAPES_LABEL_SUFFIX = "_gtFine_labelIds.png"
+
+
+class UnsupportedDatasetError(ValueError):
+    """A dataset kind that the project knows of but cannot read yet."""
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One offending file and what is wrong with it."""
+
+    path: str
+    reason: str
+
+
+@dataclass
+class ScanResult:
+    """Rows paired by a scanner (without sizes yet) and the problems it met."""
+
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+
+
+def scan_gta5(root: Path, options: dict[str, Any]) -> ScanResult:
+    """GTA5: ``images/<name>.png`` paired with ``labels/<name>.png``, all in one ``train`` split.
+
+    ``options["list_file"]`` (optional): a text file of names (``00001.png`` per line, as
+    ``gta5_list/train.txt``) restricting the scan.
+    """
+    result = ScanResult()
+    images, labels = root / "images", root / "labels"
+    for folder in (images, labels):
+        if not folder.is_dir():
+            result.problems.append(Problem(str(folder), "folder missing (GTA5 layout needs images/ and labels/)"))
+    if result.problems:
+        return result
+    image_names = {p.name for p in images.glob("*.png")}
+    label_names = {p.name for p in labels.glob("*.png")}
+    wanted = _read_list(options.get("list_file"))
+    if wanted is not None:
+        image_names &= wanted
+        label_names &= wanted
+        for name in sorted(wanted - (image_names | label_names)):
+            result.problems.append(Problem(str(images / name), "listed but neither image nor label exists"))
+    for name in sorted(label_names - image_names):
+        result.problems.append(Problem(str(labels / name), "label has no image partner"))
+    for name in sorted(image_names - label_names):
+        result.problems.append(Problem(str(images / name), "image has no label partner"))
+    for name in sorted(image_names & label_names):
+        result.rows.append(
+            {"split": "train", "sample_id": Path(name).stem, "image_path": str(images / name), "label_path": str(labels / name)}
+        )
+    return result
+
+
+def scan_cityscapes(root: Path, options: dict[str, Any]) -> ScanResult:
+    """Cityscapes: ``leftImg8bit/<split>/<city>/<stem>_leftImg8bit.png`` with ``gtFine/.../<stem>_gtFine_labelIds.png``.
+
+    Options: ``splits`` (default ``[train, val]``) and ``dev``, which says where the labelled
+    model-selection split comes from: ``{split_folder: dev}`` (its own folder, as the synthetic data
+    writes it) or ``{from_train_cities: [ulm, zurich]}`` (a fixed set of train cities carved out of
+    ``train``, for real Cityscapes). Without ``dev`` there is no dev split.
+    """
+    result = ScanResult()
+    splits = list(options.get("splits", ["train", "val"]))
+    dev = options.get("dev") or {}
+    if "split_folder" in dev:
+        splits.append(str(dev["split_folder"]))
+    carved = set(dev.get("from_train_cities", []))
+    for split in splits:
+        image_dir, label_dir = root / "leftImg8bit" / split, root / "gtFine" / split
+        if not image_dir.is_dir():
+            result.problems.append(Problem(str(image_dir), f"split folder missing for split {split!r}"))
+            continue
+        split_name = "dev" if split == dev.get("split_folder") else split
+        image_stems = {
+            p.relative_to(image_dir).as_posix()[: -len(CITYSCAPES_IMAGE_SUFFIX)]: p
+            for p in image_dir.glob(f"*/*{CITYSCAPES_IMAGE_SUFFIX}")
+        }
+        label_stems = {
+            p.relative_to(label_dir).as_posix()[: -len(CITYSCAPES_LABEL_SUFFIX)]: p
+            for p in label_dir.glob(f"*/*{CITYSCAPES_LABEL_SUFFIX}")
+        } if label_dir.is_dir() else {}
+        for stem in sorted(set(label_stems) - set(image_stems)):
+            result.problems.append(Problem(str(label_stems[stem]), "label has no image partner"))
+        for stem in sorted(image_stems):
+            if stem not in label_stems:
+                result.problems.append(Problem(str(image_stems[stem]), "image has no label partner"))
+                continue
+            city = stem.split("/", 1)[0]
+            row_split = "dev" if split == "train" and city in carved else split_name
+            result.rows.append(
+                {
+                    "split": row_split,
+                    "sample_id": Path(stem).name,
+                    "image_path": str(image_stems[stem]),
+                    "label_path": str(label_stems[stem]),
+                }
+            )
+    missing_cities = carved - {Path(r["image_path"]).parent.name for r in result.rows if r["split"] == "dev"}
+    for city in sorted(missing_cities):
+        result.problems.append(Problem(str(root / "leftImg8bit" / "train" / city), "dev city has no images"))
+    return result
+
+
+def scan_synthia(root: Path, options: dict[str, Any]) -> ScanResult:
+    """SYNTHIA-RAND-CITYSCAPES (RGB/ + 16-bit GT/LABELS/): not supported yet."""
+    raise UnsupportedDatasetError(
+        f"Dataset kind 'synthia' (root {root}) is not supported yet: its 16-bit multi-channel label PNGs need "
+        "their own reader. Use kind 'gta5' or 'cityscapes' for now."
+    )
+
+
+SCANNERS: dict[str, Callable[[Path, dict[str, Any]], ScanResult]] = {
+    "gta5": scan_gta5,
+    "cityscapes": scan_cityscapes,
+    "synthia": scan_synthia,
+}
+
+
+def scan_layout(kind: str, root: Path, options: dict[str, Any] | None = None) -> ScanResult:
+    """Scan ``root`` with the scanner of dataset ``kind``; a missing root is reported as a problem."""
+    if kind not in SCANNERS:
+        raise ValueError(f"Unknown dataset kind {kind!r}; choose one of {sorted(SCANNERS)}.")
+    root = Path(root)
+    if not root.is_dir():
+        return ScanResult(problems=[Problem(str(root), "dataset root does not exist")])
+    return SCANNERS[kind](root, dict(options or {}))
+
+
+def _read_list(list_file: str | None) -> set[str] | None:
+    if not list_file:
+        return None
+    path = Path(list_file)
+    if not path.is_file():
+        raise FileNotFoundError(f"Sample list file {path} does not exist.")
+    return {line.strip() for line in path.read_text().splitlines() if line.strip()}

@@ -1,0 +1,35 @@
+"""Label-id → train-id remapping and class-frequency counting, vectorised with lookup tables."""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image
+
+from adaptseg.data.labels import IGNORE_INDEX, label_id_to_train_id_lut, remap_with_lut
+
+
+def read_label_ids(path: str) -> np.ndarray:
+    """Read a label PNG as an array of label ids (paletted GTA5 PNGs give their palette indices)."""
+    with Image.open(path) as image:
+        if image.mode not in ("L", "P", "I;16", "I"):
+            raise ValueError(f"{path}: label PNG must be single-channel ('L' or 'P'), is {image.mode!r}")
+        return np.asarray(image)
+
+
+def remap_label_file(path: str, lut: np.ndarray) -> np.ndarray:
+    """Train-id map (uint8, 255 = ignore) of one label PNG."""
+    return remap_with_lut(read_label_ids(path), lut)
+
+
+def class_pixel_counts(train_ids: np.ndarray, num_classes: int) -> np.ndarray:
+    """Pixels per class (length ``num_classes + 1``; the last entry counts ignored pixels)."""
+    counts = np.bincount(train_ids.ravel(), minlength=256)
+    return np.append(counts[:num_classes], counts[num_classes:].sum())
+
+
+def lookup_table(num_classes: int) -> np.ndarray:
+    """The id → train-id table for a class protocol (19, 16 or 13)."""
+    return label_id_to_train_id_lut(num_classes)
+
+
+__all__ = ["IGNORE_INDEX", "class_pixel_counts", "lookup_table", "read_label_ids", "remap_label_file"]

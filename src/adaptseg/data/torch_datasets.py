@@ -1,0 +1,91 @@
+"""Torch datasets over a manifest: images resized and normalised as the original code does.
+
+Images: RGB → bicubic resize to the configured (W, H) → BGR, 0–255, minus the DeepLab mean (no std
+scaling), as AdaptSegNet. Labels: train-id maps resized with nearest neighbour. Target training sets are
+built without labels, so adaptation code cannot read them by accident.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from PIL import Image
+from torch.utils.data import Dataset
+
+#: DeepLab-v2 / AdaptSegNet image mean in B, G, R order.
+IMG_MEAN_BGR = np.array([104.00698793, 116.66876762, 122.67891434], dtype=np.float32)
+
+
+def load_image(path: str, size: Sequence[int] | None) -> np.ndarray:
+    """RGB uint8 array of an image, bicubic-resized to ``size`` = (W, H) when given."""
+    with Image.open(path) as image:
+        image = image.convert("RGB")
+        if size is not None and tuple(image.size) != tuple(size):
+            image = image.resize(tuple(size), Image.BICUBIC)
+        return np.asarray(image)
+
+
+def normalise_image(rgb: np.ndarray) -> torch.Tensor:
+    """CHW float tensor: BGR order, mean subtracted, 0–255 scale (the original's input convention)."""
+    bgr = rgb[:, :, ::-1].astype(np.float32) - IMG_MEAN_BGR
+    return torch.from_numpy(np.ascontiguousarray(bgr.transpose(2, 0, 1)))
+
+
+def denormalise_image(image: torch.Tensor) -> np.ndarray:
+    """Inverse of :func:`normalise_image`: HWC RGB uint8 for pictures."""
+    bgr = image.detach().float().cpu().numpy().transpose(1, 2, 0) + IMG_MEAN_BGR
+    return np.clip(bgr[:, :, ::-1], 0, 255).astype(np.uint8)
+
+
+def resize_labels(train_ids: np.ndarray, size: Sequence[int] | None) -> np.ndarray:
+    """Nearest-neighbour resize of a train-id map to ``size`` = (W, H)."""
+    if size is None or (train_ids.shape[1], train_ids.shape[0]) == tuple(size):
+        return np.asarray(train_ids)
+    return np.asarray(Image.fromarray(np.asarray(train_ids)).resize(tuple(size), Image.NEAREST))
+
+
+class SegmentationDataset(Dataset):
+    """Samples of one domain and split: ``{"image", "label"?, "name"}``.
+
+    ``labels`` maps ``"<split>/<sample_id>"`` to a loader of the train-id map (the catalog's
+    ``FolderDataset`` gives exactly that); pass ``None`` for unlabelled target training data.
+    """
+
+    def __init__(
+        self,
+        manifest: pd.DataFrame,
+        split: str,
+        size: Sequence[int] | None,
+        labels: Mapping[str, Callable[[], np.ndarray]] | None = None,
+        label_size: Sequence[int] | None = None,
+    ) -> None:
+        rows = manifest[manifest["split"] == split]
+        if rows.empty:
+            raise ValueError(f"Split {split!r} is empty in the manifest (splits: {sorted(manifest['split'].unique())}).")
+        self.image_paths = rows["image_path"].tolist()
+        self.keys = [f"{split}/{s}" for s in rows["sample_id"]]
+        self.names = rows["sample_id"].tolist()
+        self.size = tuple(size) if size is not None else None
+        self.label_size = tuple(label_size) if label_size is not None else self.size
+        self.labels = labels
+        if labels is not None:
+            missing = [k for k in self.keys if k not in labels]
+            if missing:
+                raise KeyError(f"{len(missing)} train-id label maps missing, e.g. {missing[:5]}; rerun label_remapping.")
+
+    def __len__(self) -> int:
+        return len(self.image_paths)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        item: dict[str, Any] = {
+            "image": normalise_image(load_image(self.image_paths[index], self.size)),
+            "name": self.names[index],
+        }
+        if self.labels is not None:
+            train_ids = resize_labels(self.labels[self.keys[index]](), self.label_size)
+            item["label"] = torch.from_numpy(train_ids.astype(np.int64))
+        return item

@@ -1,0 +1,101 @@
+"""A folder of PNG images or ``.npy`` arrays keyed by relative path, written atomically as a whole.
+
+Kedro's ``PartitionedDataset`` deletes old partitions before writing new ones one by one, so a failure
+half-way loses the old result and leaves half of the new. This dataset stages the whole folder beside
+the target and swaps it in only when every file is written.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import numpy as np
+from kedro.io.core import AbstractDataset, DatasetError
+from PIL import Image
+from tqdm.auto import tqdm
+
+from adaptseg.io.atomic import atomic_directory
+
+logger = logging.getLogger(__name__)
+
+_SUFFIX = {"png": ".png", "npy": ".npy"}
+Loader = Callable[[], Any]
+
+
+def _load_png(path: Path) -> Image.Image:
+    with Image.open(path) as image:
+        image.load()
+        return image
+
+
+def _load_npy(path: Path) -> np.ndarray:
+    return np.load(path, mmap_mode="r")
+
+
+class FolderDataset(AbstractDataset[Mapping[str, Any], dict[str, Loader]]):
+    """Folder of files keyed by their path relative to ``path`` without suffix.
+
+    ``load()`` returns ``{key: loader}`` (lazy, like ``PartitionedDataset``). ``save()`` takes
+    ``{key: value_or_callable}``; values are ``PIL.Image`` for ``format: png`` and ``numpy`` arrays
+    for ``format: npy``.
+
+    ``protect_marker``: when set, an existing folder is replaced only if it holds this marker file (which
+    every save writes), so a folder that this project did not write (real data, say) is never clobbered.
+    """
+
+    def __init__(
+        self,
+        path: str,
+        format: str = "png",
+        protect_marker: str | None = None,
+        progress: bool = True,
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
+        if format not in _SUFFIX:
+            raise DatasetError(f"FolderDataset format must be one of {sorted(_SUFFIX)}, got {format!r}.")
+        self._path = Path(path)
+        self._format = format
+        self._suffix = _SUFFIX[format]
+        self._marker = protect_marker
+        self._progress = progress
+        self.metadata = metadata
+
+    def _describe(self) -> dict[str, Any]:
+        return {"path": str(self._path), "format": self._format, "protect_marker": self._marker}
+
+    def _exists(self) -> bool:
+        return self._path.is_dir()
+
+    def load(self) -> dict[str, Loader]:
+        if not self._path.is_dir():
+            raise DatasetError(f"Folder {self._path} does not exist: run the pipeline that writes it first.")
+        reader = _load_png if self._format == "png" else _load_npy
+        files = sorted(self._path.rglob(f"*{self._suffix}"))
+        return {
+            str(PurePosixPath(f.relative_to(self._path).with_suffix(""))): (lambda f=f: reader(f))
+            for f in files
+        }
+
+    def save(self, data: Mapping[str, Any]) -> None:
+        if self._marker and self._path.exists() and not (self._path / self._marker).exists():
+            raise DatasetError(
+                f"Refusing to overwrite {self._path}: it exists and lacks the marker file {self._marker!r}, "
+                "so this project did not write it (real data?). Point the catalog elsewhere or remove it."
+            )
+        with atomic_directory(self._path) as staging:
+            for key, value in tqdm(
+                data.items(), total=len(data), desc=f"writing {self._path.name}", disable=not self._progress
+            ):
+                value = value() if callable(value) else value
+                target = staging / f"{key}{self._suffix}"
+                target.parent.mkdir(parents=True, exist_ok=True)
+                if self._format == "png":
+                    value.save(target, format="PNG")
+                else:
+                    np.save(target, np.ascontiguousarray(value))
+            if self._marker:
+                (staging / self._marker).write_text("written by adaptseg; safe to regenerate\n")
+        logger.info("Wrote %d files to %s", len(data), self._path)

@@ -1,0 +1,83 @@
+"""Label remapping: label ids → train ids of a class protocol, plus class-frequency tables."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from adaptseg.data.labels import protocol_class_names, protocol_palette  # noqa: E402
+from adaptseg.data.remap import class_pixel_counts, lookup_table, remap_label_file  # noqa: E402
+
+logger = logging.getLogger(__name__)
+
+
+def remap_labels(manifest: pd.DataFrame, options: dict[str, Any]) -> dict[str, Callable[[], np.ndarray]]:
+    """Lazy ``{"<split>/<sample_id>": loader}`` of uint8 train-id maps (255 = ignore), one per sample.
+
+    Loaders run while the catalog writes the folder, so memory holds one label at a time.
+    """
+    lut = lookup_table(int(options["num_classes"]))
+    return {
+        f"{row.split}/{row.sample_id}": (lambda path=row.label_path: remap_label_file(path, lut))
+        for row in manifest.itertuples()
+    }
+
+
+def count_class_frequencies(
+    source: Mapping[str, Callable[[], np.ndarray]],
+    target: Mapping[str, Callable[[], np.ndarray]],
+    options: dict[str, Any],
+) -> pd.DataFrame:
+    """Pixel counts and fractions per class, domain and split (the last class row counts ignored pixels)."""
+    num_classes = int(options["num_classes"])
+    names = [*protocol_class_names(num_classes), "ignored"]
+    records = []
+    for domain, labels in (("source", source), ("target", target)):
+        totals: dict[str, np.ndarray] = {}
+        for key, load in labels.items():
+            split = key.split("/", 1)[0]
+            totals[split] = totals.get(split, 0) + class_pixel_counts(np.asarray(load()), num_classes)
+        for split, counts in sorted(totals.items()):
+            valid = counts[:-1].sum()
+            for name, count in zip(names, counts):
+                records.append(
+                    {
+                        "domain": domain,
+                        "split": split,
+                        "class": name,
+                        "pixels": int(count),
+                        "fraction": float(count / valid) if name != "ignored" and valid else np.nan,
+                    }
+                )
+    return pd.DataFrame.from_records(records)
+
+
+def plot_class_frequencies(table: pd.DataFrame, options: dict[str, Any]) -> plt.Figure:
+    """Bar chart of class fractions (log scale) for source train and each target split."""
+    num_classes = int(options["num_classes"])
+    names = list(protocol_class_names(num_classes))
+    rows = table[table["class"] != "ignored"]
+    groups = [(d, s) for d, s in rows[["domain", "split"]].drop_duplicates().itertuples(index=False)]
+    fig, ax = plt.subplots(figsize=(12, 4.5))
+    width = 0.8 / max(len(groups), 1)
+    x = np.arange(len(names))
+    for i, (domain, split) in enumerate(groups):
+        part = rows[(rows["domain"] == domain) & (rows["split"] == split)].set_index("class").reindex(names)
+        ax.bar(x + i * width, part["fraction"].to_numpy(), width, label=f"{domain} {split}")
+    ax.set_yscale("log")
+    ax.set_xticks(x + 0.4 - width / 2, names, rotation=45, ha="right")
+    for tick, colour in zip(ax.get_xticklabels(), protocol_palette(num_classes) / 255.0):
+        tick.set_color(colour * 0.8)
+    ax.set_ylabel("fraction of labelled pixels")
+    ax.set_title(f"Class frequencies ({num_classes}-class protocol)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig

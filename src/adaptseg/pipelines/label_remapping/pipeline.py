@@ -1,0 +1,27 @@
+"""Label-remapping pipeline: manifests → train-id label maps, class-frequency table and plot."""
+
+from kedro.pipeline import Node, Pipeline
+
+from .nodes import count_class_frequencies, plot_class_frequencies, remap_labels
+
+
+def create_pipeline(**kwargs) -> Pipeline:
+    return Pipeline(
+        [
+            Node(remap_labels, ["source_manifest", "params:label_remapping"], "source_train_ids", name="remap_source_labels"),
+            Node(remap_labels, ["target_manifest", "params:label_remapping"], "target_train_ids", name="remap_target_labels"),
+            Node(
+                count_class_frequencies,
+                ["source_train_ids", "target_train_ids", "params:label_remapping"],
+                "class_frequencies",
+                name="count_class_frequencies",
+            ),
+            Node(
+                plot_class_frequencies,
+                ["class_frequencies", "params:label_remapping"],
+                "class_frequencies_plot",
+                name="plot_class_frequencies",
+            ),
+        ],
+        tags=["label_remapping"],
+    )
