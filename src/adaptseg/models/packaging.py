@@ -1,0 +1,69 @@
+"""A trained model as one self-describing dict: architecture spec + weights (+ discriminators, metadata).
+
+Evaluation and later training stages rebuild the network from the spec stored beside the weights, so a
+checkpoint never depends on the parameters of the run that reads it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+from torch import nn
+
+from adaptseg.models import FCDiscriminator, build_segmenter
+from adaptseg.models.deeplab_v2 import DeepLabV2
+from adaptseg.models.weights import load_imagenet_backbone
+
+MODEL_FORMAT = "adaptseg.model/1"
+
+
+def build_from_spec(spec: Mapping[str, Any]) -> DeepLabV2:
+    """A fresh segmenter from ``{arch, num_classes, options, init_weights?}`` (ImageNet weights from a local file)."""
+    missing = [key for key in ("arch", "num_classes") if key not in spec]
+    if missing:
+        raise ValueError(f"Model spec lacks {missing}; got keys {sorted(spec)}.")
+    segmenter = build_segmenter(spec["arch"], int(spec["num_classes"]), **dict(spec.get("options") or {}))
+    if spec.get("init_weights"):
+        load_imagenet_backbone(segmenter, spec["init_weights"])
+    return segmenter
+
+
+def pack_model(
+    segmenter: nn.Module,
+    spec: Mapping[str, Any],
+    *,
+    discriminators: Mapping[str, nn.Module] | None = None,
+    **metadata: Any,
+) -> dict[str, Any]:
+    """The dict a catalog checkpoint holds: weights on the CPU, the spec, and free-form metadata."""
+    return {
+        "format": MODEL_FORMAT,
+        "spec": {**dict(spec), "init_weights": None},  # the weights below already contain the init
+        "segmenter": {k: v.detach().cpu() for k, v in segmenter.state_dict().items()},
+        "discriminators": {
+            name: {k: v.detach().cpu() for k, v in d.state_dict().items()} for name, d in (discriminators or {}).items()
+        },
+        **metadata,
+    }
+
+
+def unpack_segmenter(model: Mapping[str, Any], **option_overrides: Any) -> DeepLabV2:
+    """Rebuild the segmenter of a packed model; ``option_overrides`` change e.g. ``bn_mode``."""
+    if model.get("format") != MODEL_FORMAT:
+        raise ValueError(f"Not an adaptseg model (format {model.get('format')!r}, expected {MODEL_FORMAT!r}).")
+    spec = dict(model["spec"])
+    spec["options"] = {**dict(spec.get("options") or {}), **option_overrides}
+    segmenter = build_from_spec(spec)
+    segmenter.load_state_dict(model["segmenter"])
+    return segmenter
+
+
+def build_discriminators(num_classes: int, levels: list[str], ndf: int = 64) -> dict[str, FCDiscriminator]:
+    """One FCDiscriminator per adapted output level (``main`` and/or ``aux``)."""
+    return {f"discriminator_{level}": FCDiscriminator(num_classes, ndf=ndf) for level in levels}
+
+
+def state_to_cpu(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {k: v.detach().cpu() for k, v in state.items()}
