@@ -1,0 +1,151 @@
+import pytest
+import torch
+
+import adaptseg.training.precision as precision_module
+from adaptseg.training import (
+    EngineConfig,
+    NonFiniteLossError,
+    StepConfig,
+    StreamSampler,
+    adaptsegnet_step,
+    resolve_precision,
+    epoch_permutation,
+    load_checkpoint,
+    train,
+)
+
+STEP = StepConfig(lambda_seg=0.1, lambda_adv_main=0.01, lambda_adv_aux=0.002)
+
+
+def _config(tmp_path, **overrides):
+    values = dict(
+        max_steps=20, stop_step=5, batch_size=2, seed=3, device="cpu", precision="fp32", num_workers=0,
+        checkpoint_dir=str(tmp_path), checkpoint_every=2, snapshot_every=0, log_every=1, progress=False,
+    )
+    values.update(overrides)
+    return EngineConfig(**values)
+
+
+def _datasets(dataset_factory):
+    return dataset_factory(5, seed=10), dataset_factory(3, labelled=False, seed=20)
+
+
+def _run(model_factory, dataset_factory, config, **kwargs):
+    source, target = _datasets(dataset_factory)
+    return train("adaptsegnet", model_factory(), source, config, target_dataset=target, step_config=STEP, **kwargs)
+
+
+def test_stop_and_resume_gives_the_same_weights_as_a_straight_run(tmp_path, model_factory, dataset_factory):
+    straight = _run(model_factory, dataset_factory, _config(tmp_path / "straight"))
+    _run(model_factory, dataset_factory, _config(tmp_path / "split", stop_step=3))
+    resumed = _run(model_factory, dataset_factory, _config(tmp_path / "split", resume=True))
+    assert straight.last_step == resumed.last_step == 5
+    for name, model in straight.models.items():
+        other = resumed.models[name].state_dict()
+        for key, value in model.state_dict().items():
+            torch.testing.assert_close(value, other[key], rtol=0, atol=0, msg=f"{name}.{key}")
+    assert straight.history["loss_seg"] == resumed.history["loss_seg"]
+    assert [e["step"] for e in resumed.history["loss_d_main"]] == [1, 2, 3, 4, 5]
+    assert load_checkpoint(tmp_path / "split" / "last.pt")["step"] == 5
+
+
+def test_non_finite_loss_raises_and_keeps_the_last_good_checkpoint(tmp_path, model_factory, dataset_factory):
+    def diverging_step(models, batch, config, amp=None):
+        metrics = adaptsegnet_step(models, batch, config, amp)
+        diverging_step.calls += 1
+        if diverging_step.calls == 3:
+            metrics["loss_adv_main"] = float("nan")
+        return metrics
+
+    diverging_step.calls = 0
+    source, target = _datasets(dataset_factory)
+    last = tmp_path / "last.pt"
+    with pytest.raises(NonFiniteLossError, match="loss_adv_main") as caught:
+        train(diverging_step, model_factory(), source, _config(tmp_path), target_dataset=target, step_config=STEP)
+    error = caught.value
+    assert error.step == 3 and error.checkpoint_path == last
+    assert str(last) in str(error)
+    assert load_checkpoint(last)["step"] == 2
+
+
+def test_target_labels_never_reach_the_step_and_streams_are_deterministic(tmp_path, model_factory, dataset_factory):
+    seen = []
+
+    def spy_step(models, batch, config, amp=None):
+        seen.append((list(batch["source"]["name"]), list(batch["target"]["name"]), set(batch["target"])))
+        return adaptsegnet_step(models, batch, config, amp)
+
+    source = dataset_factory(5, seed=10)
+    labelled_target = dataset_factory(3, labelled=True, seed=20)
+    config = _config(tmp_path, checkpoint_dir=None, stop_step=4, batch_size=2)
+    train(spy_step, model_factory(), source, config, target_dataset=labelled_target, step_config=STEP)
+    assert all("label" not in keys for _, _, keys in seen)
+    # Each epoch visits every source sample once; batches run across epoch boundaries.
+    source_names = [name for names, _, _ in seen for name in names]
+    assert sorted(source_names[:5]) == [f"img_{i:03d}" for i in range(5)]
+    order = [*epoch_permutation(5, 3, "source", 0).tolist(), *epoch_permutation(5, 3, "source", 1).tolist()]
+    assert source_names == [f"img_{i:03d}" for i in order[:8]]
+    assert list(StreamSampler(5, 2, 3, "source", 2, 4)) == order[4:8]
+
+
+def test_history_callback_snapshots_and_early_stopping(tmp_path, model_factory, dataset_factory):
+    logged = []
+    scores = iter([0.5, 0.4, 0.3, 0.9])
+
+    def evaluate(models, step):
+        assert not models["segmenter"].training and not torch.is_grad_enabled()
+        return next(scores)
+
+    config = _config(tmp_path, stop_step=10, log_every=2, snapshot_every=2, eval_every=2, patience=2,
+                     eval_metric="dev_miou")
+    result = _run(model_factory, dataset_factory, config, on_metrics=lambda m, s: logged.append((s, m)),
+                  evaluate_fn=evaluate)
+    assert result.stopped_early and result.last_step == 6
+    assert result.best_step == 2 and result.best_value == 0.5
+    assert load_checkpoint(result.best_checkpoint_path)["step"] == 2
+    assert load_checkpoint(result.checkpoint_path)["step"] == 6
+    assert sorted(p.name for p in tmp_path.glob("step_*.pt")) == ["step_000002.pt", "step_000004.pt", "step_000006.pt"]
+    assert result.history["dev_miou"] == [{"step": 2, "value": 0.5}, {"step": 4, "value": 0.4},
+                                          {"step": 6, "value": 0.3}]
+    assert [e["step"] for e in result.history["loss_seg"]] == [2, 4, 6]
+    assert all(isinstance(e["value"], float) for e in result.history["loss_seg"])
+    assert any("loss_seg" in m for _, m in logged) and any("dev_miou" in m for _, m in logged)
+    assert all(model.training for model in result.models.values())
+
+
+def test_fresh_run_refuses_to_mix_with_an_existing_run(tmp_path, model_factory, dataset_factory):
+    _run(model_factory, dataset_factory, _config(tmp_path, stop_step=1))
+    with pytest.raises(FileExistsError, match="resume"):
+        _run(model_factory, dataset_factory, _config(tmp_path, stop_step=1))
+    with pytest.raises(ValueError, match="seed"):
+        _run(model_factory, dataset_factory, _config(tmp_path, stop_step=2, seed=4, resume=True))
+    result = _run(model_factory, dataset_factory, _config(tmp_path, stop_step=1, overwrite=True))
+    assert result.last_step == 1
+
+
+def test_bf16_engine_path_runs_on_cpu(tmp_path, model_factory, dataset_factory):
+    result = _run(model_factory, dataset_factory, _config(tmp_path, precision="bf16", stop_step=2))
+    assert result.precision == "bf16"
+    assert all(torch.isfinite(torch.tensor(e["value"])) for e in result.history["loss_seg"])
+    weight = result.models["segmenter"].backbone[0].weight
+    assert weight.dtype == torch.float32 and weight.is_contiguous(memory_format=torch.channels_last)
+
+
+def test_engine_config_rejects_unknown_and_invalid_values():
+    with pytest.raises(ValueError, match="lamda_adv"):
+        EngineConfig.from_dict({"lamda_adv": 0.1})
+    with pytest.raises(ValueError, match="stop_step"):
+        EngineConfig(max_steps=10, stop_step=11)
+    config = EngineConfig.from_dict({"betas_discriminator": [0.9, 0.99], "stop_step": 150000})
+    assert config.betas_discriminator == (0.9, 0.99) and config.last_step == 150000
+
+
+def test_precision_auto_follows_the_hardware(monkeypatch):
+    cpu = torch.device("cpu")
+    assert resolve_precision("fp32", cpu) == "fp32" and resolve_precision("fp16", cpu) == "fp16"
+    monkeypatch.setattr(precision_module, "cpu_supports_fast_bf16", lambda: False)
+    assert resolve_precision("auto", cpu) == "fp32"
+    monkeypatch.setattr(precision_module, "cpu_supports_fast_bf16", lambda: True)
+    assert resolve_precision("auto", cpu) == "bf16"
+    with pytest.raises(ValueError, match="fp64"):
+        resolve_precision("fp64", cpu)
