@@ -44,3 +44,6 @@ lock: $(STAMP)
 
 clean-data:
 	find data -mindepth 2 ! -name .gitkeep -delete
+
+study: $(STAMP)
+	$(BIN)/python studies/adaptation_study.py

@@ -71,7 +71,7 @@ def data_pipelines() -> dict:
         shutil.copy(project / "pyproject.toml", work / "pyproject.toml")
         shutil.copytree(project / "conf", work / "conf", ignore=shutil.ignore_patterns("local"))
         (work / "conf" / "local").mkdir(exist_ok=True)
-        (work / "src").symlink_to(project / "src")
+        (work / "src").mkdir()
         import os
 
         cwd = os.getcwd()

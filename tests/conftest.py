@@ -82,6 +82,6 @@ def project_copy(tmp_path, monkeypatch) -> Path:
     shutil.copy(PROJECT_ROOT / "pyproject.toml", root / "pyproject.toml")
     shutil.copytree(PROJECT_ROOT / "conf", root / "conf", ignore=shutil.ignore_patterns("local"))
     (root / "conf" / "local").mkdir()
-    (root / "src").symlink_to(PROJECT_ROOT / "src")
+    (root / "src").mkdir()  # the package itself is installed (editable) in the environment
     monkeypatch.chdir(root)
     return root

@@ -1,0 +1,5 @@
+"""The source_pretraining pipeline."""
+
+from .pipeline import create_pipeline
+
+__all__ = ["create_pipeline"]
