@@ -8,17 +8,37 @@ from PIL import Image
 from adaptseg.data.labels import IGNORE_INDEX, label_id_to_train_id_lut, remap_with_lut
 
 
+_LABEL_MODES = ("L", "P", "I;16", "I")
+
+
+def _check_mode(image: Image.Image, path: str) -> None:
+    if image.mode not in _LABEL_MODES:
+        raise ValueError(f"{path}: label PNG must be single-channel ('L' or 'P'), is {image.mode!r}")
+
+
 def read_label_ids(path: str) -> np.ndarray:
     """Read a label PNG as an array of label ids (paletted GTA5 PNGs give their palette indices)."""
     with Image.open(path) as image:
-        if image.mode not in ("L", "P", "I;16", "I"):
-            raise ValueError(f"{path}: label PNG must be single-channel ('L' or 'P'), is {image.mode!r}")
+        _check_mode(image, path)
         return np.asarray(image)
+
+
+def remap_label_image(image: Image.Image, lut: np.ndarray) -> np.ndarray:
+    """Train-id map of a decoded 8-bit label image.
+
+    Pillow's ``point`` applies a 256-entry table in one C pass over the pixel indices (for 'P' images the
+    palette indices, which is where GTA5 stores label ids); wider images fall back to a numpy gather.
+    """
+    if image.mode in ("L", "P"):
+        return np.asarray(image.point(lut.tolist()))
+    return remap_with_lut(np.asarray(image), lut)
 
 
 def remap_label_file(path: str, lut: np.ndarray) -> np.ndarray:
     """Train-id map (uint8, 255 = ignore) of one label PNG."""
-    return remap_with_lut(read_label_ids(path), lut)
+    with Image.open(path) as image:
+        _check_mode(image, path)
+        return remap_label_image(image, lut)
 
 
 def class_pixel_counts(train_ids: np.ndarray, num_classes: int) -> np.ndarray:
@@ -32,4 +52,4 @@ def lookup_table(num_classes: int) -> np.ndarray:
     return label_id_to_train_id_lut(num_classes)
 
 
-__all__ = ["IGNORE_INDEX", "class_pixel_counts", "lookup_table", "read_label_ids", "remap_label_file"]
+__all__ = ["IGNORE_INDEX", "class_pixel_counts", "lookup_table", "read_label_ids", "remap_label_file", "remap_label_image"]

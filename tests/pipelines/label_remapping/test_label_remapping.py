@@ -42,3 +42,17 @@ def test_class_frequencies_and_plot(gta5_tree, cityscapes_tree):
     assert set(table["split"]) == {"train", "val"}
     figure = plot_class_frequencies(table, options)
     assert figure.axes[0].get_yscale() == "log"
+
+
+def test_fast_image_route_equals_the_lookup_for_every_id_and_mode():
+    from PIL import Image
+
+    from adaptseg.data.labels import label_id_palette
+    from adaptseg.data.remap import remap_label_image
+
+    ids = np.arange(256, dtype=np.uint8).reshape(16, 16)
+    lut = label_id_to_train_id_lut(19)
+    paletted = Image.frombytes("P", (16, 16), ids.tobytes())
+    paletted.putpalette(label_id_palette())
+    for image in (Image.fromarray(ids), paletted, Image.fromarray(ids.astype(np.int32))):
+        np.testing.assert_array_equal(remap_label_image(image, lut), lut[ids])
