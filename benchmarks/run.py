@@ -19,6 +19,7 @@ os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import bench_data  # noqa: E402
+import bench_evaluation  # noqa: E402
 import bench_training  # noqa: E402
 
 BENCHMARKS = {
@@ -26,6 +27,7 @@ BENCHMARKS = {
     "data_pipelines": bench_data.data_pipelines,
     "resnet101_adaptation_step": bench_training.resnet101_step,
     "small_adaptation_step": bench_training.small_step,
+    "evaluation_route": bench_evaluation.evaluation_route,
 }
 
 OUT = Path("data/08_reporting/benchmarks")

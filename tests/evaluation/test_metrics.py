@@ -54,3 +54,48 @@ def test_upsampled_prediction_equals_plain_argmax():
     fast = upsampled_prediction(logits, (33, 65))
     plain = torch.nn.functional.interpolate(logits, (33, 65), mode="bilinear", align_corners=True).argmax(1)
     assert torch.equal(fast.long(), plain)
+
+
+def test_confusion_update_paths_agree_for_every_integer_dtype():
+    from adaptseg.evaluation import class_argmax
+    from adaptseg.evaluation.metrics import _bincount_torch
+
+    rng = np.random.default_rng(1)
+    target = rng.integers(0, 19, (3, 20, 30))
+    target[rng.random(target.shape) < 0.2] = 255
+    prediction = rng.integers(0, 19, target.shape)
+    expected = np.zeros((19, 19), dtype=np.int64)
+    keep = target < 19
+    np.add.at(expected, (target[keep], prediction[keep]), 1)
+    for dtype in (torch.uint8, torch.int64, torch.int32):
+        cm = ConfusionMatrix(19)
+        cm.update(torch.from_numpy(prediction).to(dtype), torch.from_numpy(target).to(dtype))
+        np.testing.assert_array_equal(cm.numpy(), expected, err_msg=str(dtype))
+        # the torch counting that runs on accelerators, checked here on CPU tensors
+        counts = _bincount_torch(torch.from_numpy(prediction).to(dtype).reshape(-1), torch.from_numpy(target).to(dtype).reshape(-1), 19)
+        np.testing.assert_array_equal(counts.reshape(19, 19).numpy(), expected, err_msg=f"torch {dtype}")
+    negative = torch.from_numpy(np.where(target == 255, -1, target))  # -1 as ignore: int64 path
+    cm = ConfusionMatrix(19)
+    cm.update(torch.from_numpy(prediction), negative)
+    np.testing.assert_array_equal(cm.numpy(), expected)
+
+
+
+def test_class_argmax_equals_argmax_for_every_layout_and_dtype_and_keeps_the_first_on_ties():
+    from adaptseg.evaluation import class_argmax
+
+    logits = torch.randn(3, 19, 7, 9)
+    logits[0, 4, 0, 0] = logits[0, 2, 0, 0] = 50.0  # a tie: the first class wins
+    expected = logits.argmax(1)
+    assert expected[0, 0, 0] == 2
+    cases = {
+        "nchw": logits,
+        "channels_last": logits.contiguous(memory_format=torch.channels_last),
+        "strided": logits.transpose(2, 3).contiguous().transpose(2, 3),
+        "float64": logits.double(),
+    }
+    for name, case in cases.items():
+        got = class_argmax(case)
+        assert got.dtype == torch.uint8 and torch.equal(got.long(), expected), name
+    half = logits.to(torch.bfloat16)
+    assert torch.equal(class_argmax(half).long(), half.argmax(1))

@@ -53,6 +53,8 @@ class SegmentationDataset(Dataset):
 
     ``labels`` maps ``"<split>/<sample_id>"`` to a loader of the train-id map (the catalog's
     ``FolderDataset`` gives exactly that); pass ``None`` for unlabelled target training data.
+    ``label_size``: ``"input"`` resizes labels to the image size (training: losses at input resolution);
+    ``None`` keeps their native resolution (evaluation scores there); or an explicit (W, H).
     """
 
     def __init__(
@@ -61,7 +63,7 @@ class SegmentationDataset(Dataset):
         split: str,
         size: Sequence[int] | None,
         labels: Mapping[str, Callable[[], np.ndarray]] | None = None,
-        label_size: Sequence[int] | None = None,
+        label_size: Sequence[int] | str | None = "input",
     ) -> None:
         rows = manifest[manifest["split"] == split]
         if rows.empty:
@@ -70,7 +72,10 @@ class SegmentationDataset(Dataset):
         self.keys = [f"{split}/{s}" for s in rows["sample_id"]]
         self.names = rows["sample_id"].tolist()
         self.size = tuple(size) if size is not None else None
-        self.label_size = tuple(label_size) if label_size is not None else self.size
+        if label_size == "input":
+            self.label_size = self.size
+        else:
+            self.label_size = tuple(label_size) if label_size is not None else None
         self.labels = labels
         if labels is not None:
             missing = [k for k in self.keys if k not in labels]

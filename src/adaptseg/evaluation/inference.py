@@ -6,24 +6,71 @@ Input resized to the evaluation input size (done by the dataset), main-head logi
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 
+import numpy as np
+import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
+from adaptseg.data.torch_datasets import SegmentationDataset
 from adaptseg.evaluation.metrics import ConfusionMatrix
+from adaptseg.training.losses import prediction_entropy
+
+
+def _argmax_over_planes(planes: np.ndarray) -> np.ndarray:
+    """C×H×W → H×W uint8 first maximal class: one vectorised compare/max/fill per class plane.
+
+    Strictly-greater updates keep the first maximal class on ties, as ``argmax`` does.
+    """
+    best = planes[0].copy()
+    out = np.zeros(planes.shape[1:], dtype=np.uint8)
+    greater = np.empty(planes.shape[1:], dtype=bool)
+    for c in range(1, planes.shape[0]):
+        np.greater(planes[c], best, out=greater)
+        np.maximum(best, planes[c], out=best)
+        np.putmask(out, greater, c)
+    return out
+
+
+def class_argmax(logits: torch.Tensor) -> torch.Tensor:
+    """Train-id map (B×H×W, uint8) of B×C×H×W logits: the first maximal class, as ``argmax(dim=1)``.
+
+    On the CPU, torch's reduction over the strided class axis of NCHW logits is slow (``argmax(dim=1)``
+    several times slower than a running max over the class planes), so float NCHW logits go through
+    :func:`_argmax_over_planes`; channels-last logits reduce over contiguous memory with ``argmax``.
+    Accelerators use ``argmax(dim=1)``. NaN logits are not supported (torch would pick the NaN class).
+    Figures: ``benchmarks/bench_evaluation.py``.
+    """
+    if logits.device.type != "cpu" or logits.dim() != 4 or logits.shape[1] > 256:
+        return logits.argmax(dim=1).to(torch.uint8)
+    if logits.dtype in (torch.float32, torch.float64) and logits.is_contiguous():
+        array = logits.detach().numpy()
+        return torch.from_numpy(np.stack([_argmax_over_planes(item) for item in array]))
+    if logits.is_contiguous(memory_format=torch.channels_last):
+        return logits.argmax(dim=1).to(torch.uint8)
+    return logits.max(dim=1).indices.to(torch.uint8)
 
 
 def upsampled_prediction(logits: torch.Tensor, size: tuple[int, int], align_corners: bool = True) -> torch.Tensor:
     """Train-id prediction (B×H×W, uint8) from logits upsampled to ``size`` = (H, W).
 
-    The argmax runs over a channels-last copy: the class values of a pixel are then contiguous, which
-    makes the reduction several times faster on CPU than over the strided class dimension.
+    Bilinear with ``align_corners=True`` as the original evaluation, then :func:`class_argmax`.
     """
     upsampled = F.interpolate(logits.float(), size=size, mode="bilinear", align_corners=align_corners)
-    return upsampled.permute(0, 2, 3, 1).contiguous().argmax(dim=-1).to(torch.uint8)
+    return class_argmax(upsampled)
+
+
+def labelled_dataset(
+    manifest: pd.DataFrame,
+    split: str,
+    input_size: Sequence[int],
+    labels: Mapping[str, Callable[[], np.ndarray]],
+) -> SegmentationDataset:
+    """Images resized to ``input_size`` (W, H), labels kept at their native resolution, as the protocol scores."""
+    return SegmentationDataset(manifest, split, input_size, labels=labels, label_size=None)
 
 
 @torch.inference_mode()
@@ -55,3 +102,31 @@ def predict_dataset(
             for name, pred in zip(batch["name"], prediction):
                 on_prediction(name, pred)
     return confusion
+
+
+@torch.inference_mode()
+def mean_prediction_entropy(
+    segmenter: torch.nn.Module,
+    dataset: Dataset,
+    *,
+    batch_size: int = 4,
+    device: torch.device | str = "cpu",
+    align_corners: bool = True,
+    progress: bool = False,
+) -> float:
+    """Mean normalised prediction entropy (0 = certain, 1 = uniform) of the main head over ``dataset``.
+
+    A model-selection signal that needs no labels: logits are upsampled to the input resolution (as ADVENT
+    does), and the per-image means are averaged with equal weight per image.
+    """
+    device = torch.device(device)
+    segmenter.eval().to(device)
+    total, count = 0.0, 0
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False)
+    for batch in tqdm(loader, desc="entropy", disable=not progress):
+        images = batch["image"].to(device)
+        logits = segmenter(images)["out"]
+        entropy = prediction_entropy(logits, tuple(images.shape[-2:]), align_corners)
+        total += float(entropy) * images.shape[0]
+        count += images.shape[0]
+    return total / count if count else float("nan")

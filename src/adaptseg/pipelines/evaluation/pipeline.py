@@ -1,40 +1,60 @@
-"""Evaluation: one template, one namespace per trained model (the same namespaces as the training stages)."""
+"""Evaluation: one template, one namespace per trained model (the same namespaces as the training stages).
+
+Every model: scores (JSON + CSV) and predictions in the Cityscapes results format. Adaptation runs also
+get snapshot selection (``{method}.model_selection``) from the snapshots their engine kept.
+"""
 
 from kedro.pipeline import Node, Pipeline
 
 from adaptseg.pipelines.adaptation.pipeline import METHODS as ADAPTATION_METHODS
 
-from .nodes import evaluate_on_target
+from .nodes import evaluate_and_export, select_model, tabulate_metrics
 
 #: Every model the default pipeline trains, evaluated side by side.
 MODELS = ("source_pretraining", *ADAPTATION_METHODS, "oracle")
+
+SHARED_INPUTS = {"target_manifest", "target_train_ids"}
 
 
 def create_template() -> Pipeline:
     return Pipeline(
         [
             Node(
-                evaluate_on_target,
+                evaluate_and_export,
                 ["model", "target_manifest", "target_train_ids", "params:evaluation"],
-                "metrics",
+                ["metrics", "predictions", "predictions_color"],
                 name="evaluate",
+            ),
+            Node(tabulate_metrics, "metrics", "metrics_table", name="tabulate_metrics"),
+        ]
+    )
+
+
+def create_selection_template() -> Pipeline:
+    return Pipeline(
+        [
+            Node(
+                select_model,
+                ["model", "snapshots", "metrics", "target_manifest", "target_train_ids", "params:evaluation",
+                 "params:model_selection"],
+                "model_selection",
+                name="select_model",
             )
         ]
     )
 
 
 def create_pipeline(**kwargs) -> Pipeline:
-    template = create_template()
-    return sum(
-        (
-            Pipeline(
-                template,
-                namespace=name,
-                inputs={"target_manifest", "target_train_ids"},
-                parameters={"params:evaluation"},
-                tags=["evaluation", name],
-            )
-            for name in MODELS
-        ),
-        Pipeline([]),
-    )
+    template, selection = create_template(), create_selection_template()
+    evaluation = [
+        Pipeline(template, namespace=name, inputs=SHARED_INPUTS, parameters={"params:evaluation"},
+                 tags=["evaluation", name])
+        for name in MODELS
+    ]
+    model_selection = [
+        Pipeline(selection, namespace=name, inputs=SHARED_INPUTS,
+                 parameters={"params:evaluation", "params:model_selection"},
+                 tags=["evaluation", "model_selection", name])
+        for name in ADAPTATION_METHODS
+    ]
+    return sum([*evaluation, *model_selection], Pipeline([]))
