@@ -28,6 +28,7 @@ $(STAMP): pyproject.toml requirements.lock
 
 run: $(STAMP)
 	$(BIN)/kedro run
+	@cat data/08_reporting/comparison.md && echo "Report: $(CURDIR)/data/08_reporting/report.html"
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
@@ -47,3 +48,10 @@ clean-data:
 
 study: $(STAMP)
 	$(BIN)/python studies/adaptation_study.py
+
+# Lineage: the Kedro-Viz static site (build/, with dataset previews) and the live app on loopback.
+viz: $(STAMP)
+	$(BIN)/kedro viz build --include-previews
+
+viz-serve: $(STAMP)
+	$(BIN)/kedro viz run --no-browser --host 127.0.0.1 --port 4141

@@ -16,3 +16,8 @@ CONFIG_LOADER_ARGS = {
     "default_run_env": "local",
     "custom_resolvers": {"oc.env": oc.env},
 }
+
+# Project hooks: tag every MLflow run with its git commit and data version (see adaptseg/hooks.py).
+from adaptseg.hooks import LabNotebookHooks  # noqa: E402
+
+HOOKS = (LabNotebookHooks(),)

@@ -1,0 +1,183 @@
+"""Reporting: one comparison of every evaluated model (tables, figures, a self-contained HTML report).
+
+Nodes adapt catalog objects to the Kedro-free functions in ``adaptseg.reporting`` and back. Plot nodes
+return the Figure (saved as a PNG and logged to MLflow by the catalog) together with its base64 PNG for
+the HTML report, because a saved Figure cannot be loaded back from the catalog.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from matplotlib.figure import Figure
+
+from adaptseg.data.torch_datasets import load_image
+from adaptseg.evaluation.inference import labelled_dataset, upsampled_prediction
+from adaptseg.models.packaging import unpack_segmenter
+from adaptseg.reporting import comparison, figures
+from adaptseg.reporting.html_report import render_report
+from adaptseg.reporting.published import published_benchmark
+from adaptseg.training.precision import resolve_device
+
+logger = logging.getLogger(__name__)
+
+History = dict[str, list[dict[str, float]]]
+
+
+def collect_evaluations(**metrics: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """``{method: metrics}`` of every evaluated model, in pipeline order: one input for every table and plot."""
+    return dict(metrics)
+
+
+def collect_histories(**histories: History) -> dict[str, History]:
+    """``{method: history}`` of every trained model (AdaBN-style methods have an empty history)."""
+    return {method: dict(history or {}) for method, history in histories.items()}
+
+
+def build_comparison(
+    evaluations: Mapping[str, Mapping[str, Any]], params: Mapping[str, Any]
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Per-class table (one row per protocol and model) and the mIoU summary, published rows beside ours."""
+    per_class = comparison.per_class_table(evaluations, published_benchmark(params.get("published")))
+    return per_class, comparison.summary_table(per_class)
+
+
+def format_comparison(per_class: pd.DataFrame, summary: pd.DataFrame, params: Mapping[str, Any]) -> str:
+    """The comparison as markdown; its mIoU summary is also logged at INFO, so a run's log has the numbers."""
+    benchmark = published_benchmark(params.get("published"))
+    markdown = comparison.markdown_tables(per_class, summary, benchmark.source if benchmark else None)
+    logger.info("Comparison of the evaluated models:\n%s", markdown.split("\n## ")[0])
+    return markdown
+
+
+def _with_png(fig: Figure, params: Mapping[str, Any]) -> tuple[Figure, str]:
+    return fig, figures.figure_to_base64_png(fig, int(params.get("dpi", 110)))
+
+
+def plot_per_class_iou(per_class: pd.DataFrame, params: Mapping[str, Any]) -> tuple[Figure, str]:
+    """Per-class IoU bars of our models in the widest protocol."""
+    return _with_png(figures.per_class_iou_bars(per_class), params)
+
+
+def plot_training_curves(histories: Mapping[str, History], params: Mapping[str, Any]) -> tuple[Figure, str]:
+    """Loss curves grouped as ``params["curves"]`` says (segmentation, adversarial, discriminator)."""
+    fig = figures.training_curves(histories, params["curves"], float(params.get("smoothing", 0.0)))
+    return _with_png(fig, params)
+
+
+def plot_confusion_matrices(
+    evaluations: Mapping[str, Mapping[str, Any]], params: Mapping[str, Any]
+) -> tuple[Figure, str]:
+    """Row-normalised confusion matrix of every model."""
+    return _with_png(figures.confusion_matrices(evaluations), params)
+
+
+def _example_indices(count: int, available: int) -> list[int]:
+    """``count`` indices spread evenly over ``available`` samples (so several cities appear)."""
+    if count <= 0 or available <= 0:
+        return []
+    return sorted({int(round(i)) for i in np.linspace(0, available - 1, min(count, available))})
+
+
+def _predict(segmenter: torch.nn.Module, image: torch.Tensor, size: tuple[int, int], align_corners: bool) -> np.ndarray:
+    """Train-id map (H×W, uint8) of one normalised image, upsampled to ``size`` = (H, W)."""
+    device = next(segmenter.parameters()).device
+    logits = segmenter(image[None].to(device))["out"]
+    return upsampled_prediction(logits, size, align_corners)[0].cpu().numpy()
+
+
+@torch.inference_mode()
+def predict_examples(
+    target_manifest: pd.DataFrame,
+    target_train_ids: Mapping[str, Callable[[], np.ndarray]],
+    evaluation: Mapping[str, Any],
+    reporting: Mapping[str, Any],
+    **models: dict[str, Any],
+) -> dict[str, Any]:
+    """Each model's prediction for a few target images of the evaluation split, at the labels' resolution.
+
+    Inputs and labels are prepared as the evaluation node prepares them (images resized to
+    ``evaluation.input_size``, labels at native resolution, logits upsampled with the same ``align_corners``),
+    so the pictures show what the scores measured.
+    """
+    split = evaluation["split"]
+    dataset = labelled_dataset(target_manifest, split, evaluation["input_size"], target_train_ids)
+    align_corners = bool(evaluation.get("align_corners", True))
+    indices = _example_indices(int(reporting.get("examples", 4)), len(dataset))
+    samples = [dataset[i] for i in indices]
+    device = resolve_device(evaluation.get("device", "auto"))
+    predictions: dict[str, list[np.ndarray]] = {}
+    num_classes = None
+    for method, model in models.items():
+        segmenter = unpack_segmenter(model).eval().to(device)
+        num_classes = num_classes or segmenter.num_classes
+        predictions[method] = [_predict(segmenter, s["image"], tuple(s["label"].shape), align_corners) for s in samples]
+        del segmenter
+    logger.info("Predicted %d target %s images with %d models", len(samples), split, len(models))
+    return {
+        "names": [s["name"] for s in samples],
+        "images": [load_image(dataset.image_paths[i], (s["label"].shape[1], s["label"].shape[0]))
+                   for i, s in zip(indices, samples)],
+        "labels": [s["label"].numpy().astype(np.uint8) for s in samples],
+        "predictions": predictions,
+        "num_classes": num_classes or 19,
+    }
+
+
+def plot_prediction_grid(examples: Mapping[str, Any], params: Mapping[str, Any]) -> tuple[Figure, str]:
+    """Target images, ground truth and every model's colourised prediction."""
+    return _with_png(figures.prediction_grid(examples), params)
+
+
+def build_html_report(
+    per_class: pd.DataFrame,
+    summary: pd.DataFrame,
+    per_class_iou_png: str,
+    training_curves_png: str,
+    confusion_matrices_png: str,
+    prediction_grid_png: str,
+    params: Mapping[str, Any],
+) -> str:
+    """The self-contained HTML report (tables plus every figure as an embedded PNG)."""
+    benchmark = published_benchmark(params.get("published"))
+    ours = summary[summary["source"] == comparison.OURS]
+    meta = [
+        f"Target split: {ours['split'].iloc[0] if len(ours) else '?'}; models: {', '.join(ours['method'])}.",
+        "Written by the adaptseg reporting pipeline (kedro run --pipelines reporting); the same file is an "
+        "artifact of the run's MLflow run.",
+    ]
+    return render_report(
+        params.get("title", "adaptseg: model comparison"),
+        per_class,
+        summary,
+        {
+            "per_class_iou": per_class_iou_png,
+            "training_curves": training_curves_png,
+            "confusion_matrices": confusion_matrices_png,
+            "prediction_grid": prediction_grid_png,
+        },
+        benchmark.source if benchmark else None,
+        meta,
+    )
+
+
+def extra_protocol_metrics(evaluations: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, float]]:
+    """MLflow metrics ``<method>.<split>.miou<protocol>`` for the protocols evaluation does not log.
+
+    Evaluation already logs the main protocol (``<method>.<split>.miou`` and ``.iou.<class>``); this adds
+    the narrower ones (16 and 13 classes for a 19-class model) so runs can be compared on them too.
+    """
+    metrics: dict[str, dict[str, float]] = {}
+    for method, result in evaluations.items():
+        main = str(len(result["confusion_matrix"]))
+        for protocol, scores in result["protocols"].items():
+            value = scores.get("miou")
+            if protocol != main and value is not None and value == value:
+                step = int(result.get("step") or 0)
+                metrics[f"{method}.{result['split']}.miou{protocol}"] = {"value": float(value), "step": step}
+    return metrics
