@@ -11,6 +11,8 @@ import numpy as np
 
 from PIL import Image
 
+from timing import best_seconds_per_item
+
 from adaptseg.data.labels import label_id_palette, label_id_to_train_id_lut
 from adaptseg.data.remap import remap_label_image
 
@@ -40,16 +42,6 @@ def _gta5_like_labels(count: int, seed: int = 0) -> list[Image.Image]:
     return labels
 
 
-def _best_of(fn, labels, repeats: int = 3) -> float:
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        for label in labels:
-            fn(label)
-        best = min(best, time.perf_counter() - start)
-    return best / len(labels)
-
-
 def remap_throughput() -> dict:
     """Both routes start from the decoded label image (PNG decoding is the same for both and not timed)."""
     labels = _gta5_like_labels(8)
@@ -58,8 +50,8 @@ def remap_throughput() -> dict:
     ours = lambda image: remap_label_image(image, lut)  # noqa: E731
     for label in labels:  # same answer before timing
         assert np.array_equal(ours(label), original(label).astype(np.uint8))
-    loop = _best_of(original, labels)
-    vectorised = _best_of(ours, labels)
+    loop = best_seconds_per_item(original, labels)
+    vectorised = best_seconds_per_item(ours, labels)
     return {
         "label size": "1914x1052 (GTA5 native)",
         "original loop ms/label": round(loop * 1e3, 2),

@@ -29,6 +29,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from timing import best_seconds_per_item
+
 from adaptseg.data.labels import CITYSCAPES_LABELS, TRAIN_PALETTE, label_id_to_train_id_lut
 from adaptseg.evaluation import ConfusionMatrix, class_argmax, upsampled_prediction
 from adaptseg.evaluation.export import colour_image, label_id_image
@@ -110,13 +112,7 @@ def _inputs(count: int, seed: int = 0) -> tuple[list[torch.Tensor], list[torch.T
 
 
 def _best_ms(fn: Callable[[Any], object], items: list, repeats: int) -> float:
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        for item in items:
-            fn(item)
-        best = min(best, time.perf_counter() - start)
-    return round(best / len(items) * 1e3, 1)
+    return round(best_seconds_per_item(fn, items, repeats) * 1e3, 1)
 
 
 def _compare_routes(logits: list[torch.Tensor], labels: list[np.ndarray], repeats: int, folder: Path) -> dict:

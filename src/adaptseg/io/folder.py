@@ -44,6 +44,8 @@ class FolderDataset(AbstractDataset[Mapping[str, Any], dict[str, Loader]]):
 
     ``protect_marker``: when set, an existing folder is replaced only if it holds this marker file (which
     every save writes), so a folder that this project did not write (real data, say) is never clobbered.
+    ``compress_level``: zlib level of the PNGs (Pillow's default 6 spends most of a save compressing;
+    3 writes about 2.5× faster for files about 5% larger).
     """
 
     def __init__(
@@ -52,6 +54,7 @@ class FolderDataset(AbstractDataset[Mapping[str, Any], dict[str, Loader]]):
         format: str = "png",
         protect_marker: str | None = None,
         progress: bool = True,
+        compress_level: int = 3,
         metadata: dict[str, Any] | None = None,
     ) -> None:
         if format not in _SUFFIX:
@@ -61,6 +64,7 @@ class FolderDataset(AbstractDataset[Mapping[str, Any], dict[str, Loader]]):
         self._suffix = _SUFFIX[format]
         self._marker = protect_marker
         self._progress = progress
+        self._compress_level = int(compress_level)
         self.metadata = metadata
 
     def _describe(self) -> dict[str, Any]:
@@ -93,7 +97,7 @@ class FolderDataset(AbstractDataset[Mapping[str, Any], dict[str, Loader]]):
                 target = staging / f"{key}{self._suffix}"
                 target.parent.mkdir(parents=True, exist_ok=True)
                 if self._format == "png":
-                    value.save(target, format="PNG")
+                    value.save(target, format="PNG", compress_level=self._compress_level)
                 else:
                     np.save(target, np.ascontiguousarray(value))
             if self._marker:

@@ -49,6 +49,8 @@ from functools import lru_cache
 import numpy as np
 from PIL import Image, ImageDraw
 
+from adaptseg.config import from_mapping
+
 from . import scene as S
 
 # --------------------------------------------------------------------------------------------- strengths
@@ -86,11 +88,7 @@ class AppearanceStrengths:
 
     @classmethod
     def from_dict(cls, data: dict) -> AppearanceStrengths:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"Unknown appearance strength(s) {unknown}; known: {sorted(known)}.")
-        return cls(**data)
+        return from_mapping(cls, data, "appearance strength")
 
     def to_dict(self) -> dict[str, float]:
         return asdict(self)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from adaptseg.config import from_mapping, reject_unknown_keys
+
 from .appearance import AppearanceStrengths
 from .layout import LAYOUT_SHIFTS
 
@@ -20,12 +22,6 @@ DEFAULT_CITIES: dict[str, tuple[str, ...]] = {
     "val": ("frankfurt", "lindau", "munster"),
     "dev": ("weimar", "zurich", "ulm"),
 }
-
-
-def _reject_unknown(what: str, data: dict, known: set[str]) -> None:
-    unknown = sorted(set(data) - known)
-    if unknown:
-        raise ValueError(f"Unknown {what} key(s) {unknown}; known: {sorted(known)}.")
 
 
 def _size(name: str, value: Any) -> tuple[int, int]:
@@ -55,8 +51,7 @@ class SynthesisCounts:
 
     @classmethod
     def from_dict(cls, data: dict) -> SynthesisCounts:
-        _reject_unknown("counts", data, {f.name for f in fields(cls)})
-        return cls(**data)
+        return from_mapping(cls, data, "counts")
 
 
 @dataclass(frozen=True)
@@ -89,7 +84,7 @@ class SynthesisConfig:
         if not isinstance(self.appearance, AppearanceStrengths):
             raise ValueError("appearance must be an AppearanceStrengths (use SynthesisConfig.from_dict).")
         cities = dict(DEFAULT_CITIES)
-        _reject_unknown("target_cities", self.target_cities, set(TARGET_SPLITS))
+        reject_unknown_keys("target_cities", self.target_cities, set(TARGET_SPLITS))
         for split, names in self.target_cities.items():
             if isinstance(names, str):
                 names = (names,)
@@ -107,7 +102,7 @@ class SynthesisConfig:
     def from_dict(cls, data: dict | None) -> SynthesisConfig:
         """Build from plain (YAML) values; unknown keys are an error that names them."""
         data = dict(data or {})
-        _reject_unknown("synthesis config", data, {f.name for f in fields(cls)})
+        reject_unknown_keys("synthesis config", data, {f.name for f in fields(cls)})
         if "counts" in data and isinstance(data["counts"], dict):
             data["counts"] = SynthesisCounts.from_dict(data["counts"])
         if "appearance" in data and isinstance(data["appearance"], dict):

@@ -29,6 +29,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm.auto import tqdm
 
+from adaptseg.config import from_mapping
 from adaptseg.training.checkpoint import capture_rng_state, load_checkpoint, restore_rng_state, save_checkpoint
 from adaptseg.training.precision import DEVICES, PRECISIONS, Amp, resolve_device, resolve_precision
 from adaptseg.training.schedules import (
@@ -194,12 +195,7 @@ class EngineConfig:
     @classmethod
     def from_dict(cls, values: Mapping | None) -> EngineConfig:
         """Build from a parameters mapping (e.g. Kedro ``params:``); unknown keys are an error."""
-        values = dict(values or {})
-        known = set(cls.__dataclass_fields__)
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"Unknown engine parameter(s) {unknown}; known: {sorted(known)}.")
-        return cls(**values)
+        return from_mapping(cls, values, "engine parameter")
 
     def to_dict(self) -> dict:
         return asdict(self)

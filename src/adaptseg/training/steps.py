@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
+from adaptseg.config import from_mapping
 from adaptseg.data.labels import IGNORE_INDEX
 from adaptseg.training.losses import (
     GAN_OBJECTIVES,
@@ -70,12 +71,8 @@ class StepConfig:
 
     @classmethod
     def from_dict(cls, values: Mapping | None) -> StepConfig:
-        values = dict(values or {})
-        known = set(cls.__dataclass_fields__)
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"Unknown step parameter(s) {unknown}; known: {sorted(known)}.")
-        return cls(**values)
+        """Build from a parameters mapping; unknown keys are an error."""
+        return from_mapping(cls, values, "step parameter")
 
     def to_dict(self) -> dict:
         return asdict(self)
