@@ -26,6 +26,7 @@ from typing import Any
 os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "1")
 
 import pandas as pd  # noqa: E402
+import yaml  # noqa: E402
 
 from adaptseg.io import FolderDataset, RawDomainDataset  # noqa: E402
 from adaptseg.pipelines.adaptation.nodes import adapt_to_target  # noqa: E402
@@ -146,6 +147,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--pretrain-steps", type=int, help="override source pretraining (and oracle) steps")
     parser.add_argument("--adapt-steps", type=int, help="override adaptation steps")
     parser.add_argument("--lambda", dest="lam", type=float, help="skip the λ search and use this λ_adv main")
+    parser.add_argument("--methods", nargs="*", help="a subset of study.methods")
+    parser.add_argument(
+        "--set", dest="overrides", nargs="*", default=[], metavar="KEY=VALUE",
+        help="override parameters as kedro --params does, e.g. adaptsegnet_multi.adaptation.discriminator.ndf=64",
+    )
     parser.add_argument("--out", default="data/08_reporting/study")
     parser.add_argument("--resume", action="store_true", help="keep finished rows of results.csv and skip them")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -153,7 +159,12 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
 
     params = load_parameters(args.env)
+    for override in args.overrides:
+        key, _, value = override.partition("=")
+        params = _with(params, **{key: yaml.safe_load(value)})
     settings = params["study"]
+    if args.methods:
+        settings["methods"] = args.methods
     seeds = args.seeds or settings["seeds"]
     shifts = args.layout_shifts or settings["layout_shifts"]
     out = Path(args.out)
@@ -191,8 +202,9 @@ def main(argv: list[str] | None = None) -> None:
         for candidate in settings["lambda_grid"]:
             name = f"lambda_search_{candidate:g}"
             block = study.engine(adaptation_block(params, "adaptsegnet_multi", candidate), sel["seed"], args.adapt_steps, name)
+            start = pretrained_for(sel["seed"])
             with mlflow.start_run(run_name=name):
-                model = adapt_to_target(pretrained_for(sel["seed"]), *source, target[0], block)[0]
+                model = adapt_to_target(start, *source, target[0], block)[0]
             metrics = evaluate_on_target(model, *target, _with(params["evaluation"], split=sel["split"]))
             scores[candidate] = metrics["protocols"][str(params["model"]["num_classes"])]["miou"]
             logger.info("λ=%g: dev mIoU %.2f", candidate, scores[candidate])
@@ -201,6 +213,7 @@ def main(argv: list[str] | None = None) -> None:
         logger.info("chosen λ_adv main = %g on %s", lam, sel["split"])
 
     for seed in seeds:
+        start = pretrained_for(seed)
         for shift in shifts:
             target = data[shift]["target"]
             source_only = None
@@ -216,12 +229,12 @@ def main(argv: list[str] | None = None) -> None:
                     elif method == "adabn":  # AdaBN on the source-only model of the same total steps
                         if source_only is None:
                             block = study.engine(adaptation_block(params, "source_only", None), seed, args.adapt_steps, f"source_only_{shift}_s{seed}")
-                            source_only = adapt_to_target(pretrained_for(seed), *source, target[0], block)[0]
+                            source_only = adapt_to_target(start, *source, target[0], block)[0]
                         block = _with(adaptation_block(params, "source_only", None), method="adabn", name=name)
                         model = adapt_to_target(source_only, *source, target[0], block)[0]
                     else:
                         block = study.engine(adaptation_block(params, method, lam), seed, args.adapt_steps, name)
-                        model = adapt_to_target(pretrained_for(seed), *source, target[0], block)[0]
+                        model = adapt_to_target(start, *source, target[0], block)[0]
                         if method == "source_only":
                             source_only = model
                 study.evaluate(model, target, **key, lambda_adv_main=lam if method.startswith("adaptsegnet") else 0.0)
@@ -230,6 +243,7 @@ def main(argv: list[str] | None = None) -> None:
     summary = summarise_study(pd.DataFrame(study.rows), split="val")
     (out / "summary.json").write_text(json.dumps(summary["json"], indent=2))
     (out / "summary.md").write_text(summary["markdown"])
+    (out / "settings.json").write_text(json.dumps({"argv": sys.argv[1:], "lambda_adv_main": lam, "study": settings}, indent=2))
     summary["figure"].savefig(out / "summary.png", dpi=110, bbox_inches="tight")
     print(summary["markdown"])
     print(f"wrote {out}/results.csv, summary.md, summary.json, summary.png in {(time.perf_counter() - started) / 60:.1f} min")
