@@ -36,6 +36,7 @@ from adaptseg.pipelines.label_remapping.nodes import remap_labels  # noqa: E402
 from adaptseg.pipelines.source_pretraining.nodes import train_supervised  # noqa: E402
 from adaptseg.reporting.study_summary import summarise_study  # noqa: E402
 from adaptseg.synth import SynthesisConfig, generate_source, generate_target  # noqa: E402
+from adaptseg.training import load_checkpoint, save_checkpoint  # noqa: E402
 
 logger = logging.getLogger("adaptation_study")
 PROJECT = Path(__file__).resolve().parents[1]
@@ -187,10 +188,15 @@ def main(argv: list[str] | None = None) -> None:
     pretrained: dict[int, dict] = {}
 
     def pretrained_for(seed: int) -> dict:
+        """The seed's source-pretrained model; with --resume, the packed model a previous run saved."""
+        cache = out / "runs" / f"source_pretraining_s{seed}" / "model.pt"
+        if seed not in pretrained and args.resume and cache.exists():
+            pretrained[seed] = load_checkpoint(cache)
         if seed not in pretrained:
             block = study.engine(pretrain, seed, args.pretrain_steps, f"source_pretraining_s{seed}")
             with mlflow.start_run(run_name=f"source_pretraining s{seed}"):
                 pretrained[seed] = train_supervised(*source, params["model"], block)[0]
+            save_checkpoint(cache, pretrained[seed])
         return pretrained[seed]
 
     # λ on dev: one seed, the shared-layout regime, the multi-level method; the single-level method uses the same λ.
