@@ -15,7 +15,9 @@ export MPLBACKEND := Agg
 help:
 	@echo "make run        the full default pipeline on the embedded synthetic data (MLflow: mlflow.db)"
 	@echo "make test       the whole test suite"
-	@echo "make bench      speed benchmarks -> data/08_reporting/benchmarks.{json,md}"
+	@echo "make bench      speed benchmarks -> data/08_reporting/benchmarks/benchmarks.{json,md}"
+	@echo "make study      the multi-seed adaptation study -> data/08_reporting/study/"
+	@echo "make viz        the Kedro-Viz static site (build/); make viz-serve serves it on 127.0.0.1:4141"
 	@echo "make mlflow-ui  the MLflow UI on this project's database"
 
 $(STAMP): pyproject.toml requirements.lock
