@@ -41,10 +41,8 @@ def pack_model(
     return {
         "format": MODEL_FORMAT,
         "spec": {**dict(spec), "init_weights": None},  # the weights below already contain the init
-        "segmenter": {k: v.detach().cpu() for k, v in segmenter.state_dict().items()},
-        "discriminators": {
-            name: {k: v.detach().cpu() for k, v in d.state_dict().items()} for name, d in (discriminators or {}).items()
-        },
+        "segmenter": state_to_cpu(segmenter.state_dict()),
+        "discriminators": {name: state_to_cpu(d.state_dict()) for name, d in (discriminators or {}).items()},
         **metadata,
     }
 
@@ -66,4 +64,5 @@ def build_discriminators(num_classes: int, levels: list[str], ndf: int = 64) -> 
 
 
 def state_to_cpu(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Detached CPU copies of a state dict, so a checkpoint never pins device memory or autograd history."""
     return {k: v.detach().cpu() for k, v in state.items()}
