@@ -87,7 +87,7 @@ def test_class_colours_move_and_overlap_in_the_target(layouts):
 
     # palettes that are distinct in the game overlap in the camera domain
     for a, b in (("road", "sidewalk"), ("vegetation", "terrain"), ("building", "sidewalk")):
-        assert gap(tgt, a, b) < 0.6 * gap(src, a, b), (a, b)
+        assert gap(tgt, a, b) < 0.65 * gap(src, a, b), (a, b)
 
 
 def test_target_varies_per_image_more_than_the_source(layouts):
@@ -123,3 +123,16 @@ def test_strengths_are_validated():
         AppearanceStrengths.from_dict({"glare": 1.0})
     assert AppearanceStrengths.zeros().haze == 0.0
     assert AppearanceStrengths(blur=2).blur == 2.0  # more than 1 exaggerates
+
+
+def test_class_variation_varies_class_colours_without_moving_their_mean(layouts):
+    """On its own, class variation recolours each class differently per image, around the source colour:
+    a spread that normalisation statistics cannot undo, and no mean shift they could learn."""
+    only = AppearanceStrengths(**{**AppearanceStrengths.zeros().to_dict(), "class_variation": 2.0})
+    pairs = _pair(layouts, only)
+    for name in ("road", "building", "car"):
+        mask = [(layout.labels == ID[name]) & (layout.detail == 0) for layout in layouts]
+        src = np.array([p[0][m].mean(0) for p, m in zip(pairs, mask) if m.any()])
+        tgt = np.array([p[1][m].mean(0) for p, m in zip(pairs, mask) if m.any()])
+        assert np.std(tgt, axis=0).mean() > 2 * np.std(src, axis=0).mean() + 5.0, name
+        assert np.abs(np.log(tgt.mean(0) + 1) - np.log(src.mean(0) + 1)).mean() < 0.15, name

@@ -8,7 +8,7 @@ from adaptseg.synth import AppearanceStrengths, SynthesisConfig
 def test_defaults_are_the_documented_benchmark():
     config = SynthesisConfig()
     assert config.seed == 0
-    assert config.source_size == (320, 180)
+    assert config.source_size == (256, 128)
     assert config.target_size == (256, 128)
     assert (config.counts.source, config.counts.train, config.counts.val, config.counts.dev) == (500, 500, 150, 100)
     assert config.layout_shift == "none"

@@ -15,7 +15,8 @@ palette_overlap     target class palettes overlap: colours pulled to their group
                     and a third of the instances take a sibling class's colour
 instance_variation  per-instance colours drawn from class-specific mixtures (car paints, clothes,
                     facade colours ...) instead of one colour per class
-class_variation     per image and per class: a random gain and tint (wet road, autumn trees, ...)
+class_variation     per image and per class: a random gain and tint (wet road, autumn trees, ...), log-normal
+                    around 1 (so no shift of the mean colour), on whichever palette the class has
 texture             source textures replaced by target ones: noise of class-specific frequencies,
                     siding stripes on facades, fine slats on fences, leaf noise, clouds, reflections
 shadows             local sun shadows of facades, trees and off-screen objects over several classes
@@ -348,13 +349,13 @@ def _object_colours(layout: S.Layout, rng: np.random.Generator, s: AppearanceStr
     tgt2 = np.where(_has_second[lab][:, None], _lerp(TGT2_MEAN[lab], comp2, iv), tgt * 0.6)
     skin_t = _lerp(SKIN_COLS[0, 0], SKIN_COLS[0, _pick(np.tile(SKIN_CUM[0], (n, 1)), u[:, 4])], iv)
 
-    # per image and class: a gain and a tint (wet roads, autumn trees, dirty facades ...)
-    gain = np.exp(0.2 * cls_gain[:, 0:1] + 0.06 * cls_gain[:, 1:4]).astype(np.float32)
-    gain = _lerp(1.0, gain, s.class_variation)[lab]
+    # per image and class: a gain and a tint (wet roads, autumn trees, dirty facades ...), centred on 1 in log
+    # space so that it varies colours without moving their mean (nothing for normalisation statistics to learn)
+    gain = np.exp(s.class_variation * (0.2 * cls_gain[:, 0:1] + 0.06 * cls_gain[:, 1:4])).astype(np.float32)[lab]
 
     t = shift[lab][:, None]
-    main = _lerp(src, tgt * gain, t)
-    second = _lerp(src2, tgt2 * gain, t)
+    main = _lerp(src, tgt, t) * gain
+    second = _lerp(src2, tgt2, t) * gain
     skin = _lerp(skin_src, skin_t, t)
     return np.clip(main, 0, 1.2), np.clip(second, 0, 1.2), np.clip(skin, 0, 1.2), shift
 

@@ -65,7 +65,10 @@ class SynthesisConfig:
     """
 
     seed: int = 0
-    source_size: tuple[int, int] = (320, 180)  # (width, height), 16:9 like GTA5's 1914×1052 → 1280×720
+    # (width, height). The source camera matches the target's, so that a shared layout is shared in pixels too:
+    # a 16:9 source beside a 2:1 target differs in field of view and object scale, which the discriminator
+    # sees however good the predictions are (docs/study/investigation.md). Real GTA5 keeps its own sizes.
+    source_size: tuple[int, int] = (256, 128)
     target_size: tuple[int, int] = (256, 128)  # 2:1 like Cityscapes' 2048×1024 → 1024×512
     counts: SynthesisCounts = field(default_factory=SynthesisCounts)
     layout_shift: str = "none"
