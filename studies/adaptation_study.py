@@ -167,6 +167,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.methods:
         settings["methods"] = args.methods
     seeds = args.seeds or settings["seeds"]
+    args.pretrain_steps = args.pretrain_steps or settings.get("pretrain_steps")
+    args.adapt_steps = args.adapt_steps or settings.get("adapt_steps")
     shifts = args.layout_shifts or settings["layout_shifts"]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
