@@ -26,3 +26,22 @@ def test_summary_table_lists_every_method_per_regime():
     assert "adaptsegnet_multi - source_only" in summary["json"]["regimes"]["none"]["paired"]
     assert summary["json"]["regimes"]["none"]["paired"]["adaptsegnet_multi - source_only"]["mean"] == pytest.approx(5)
     assert "| none |" in summary["markdown"] and "| strong |" in summary["markdown"]
+
+
+def test_regimes_may_have_fewer_seeds_and_methods():
+    """The layout regimes may run fewer seeds and skip methods: counted per regime, skipped cells shown as –."""
+    rows = [
+        {"seed": s, "layout_shift": "none", "method": m, "split": "val", "miou": base + s}
+        for s in (1, 2, 3)
+        for m, base in (("source_only", 30), ("lambda0_control", 30), ("adaptsegnet_multi", 35))
+    ] + [
+        {"seed": s, "layout_shift": "mild", "method": m, "split": "val", "miou": base + s}
+        for s in (1, 2)
+        for m, base in (("source_only", 28), ("adaptsegnet_multi", 31))
+    ]
+    summary = summarise_study(pd.DataFrame(rows))
+    mild = summary["json"]["regimes"]["mild"]
+    assert mild["methods"]["lambda0_control"]["n"] == 0
+    assert "adaptsegnet_multi - lambda0_control" not in mild["paired"]
+    assert mild["paired"]["adaptsegnet_multi - source_only"]["n"] == 2
+    assert "| none | 3 |" in summary["markdown"] and "| mild | 2 | 29.5 ± 0.7 | – | 32.5 ± 0.7 |" in summary["markdown"]

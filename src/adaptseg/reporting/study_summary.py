@@ -55,17 +55,18 @@ def summarise_study(results: pd.DataFrame, split: str = "val") -> dict:
     shifts = [s for s in ("none", "mild", "strong") if s in set(rows["layout_shift"])]
     table = rows.pivot_table(index=["layout_shift", "seed"], columns="method", values="miou")
     summary: dict = {"split": split, "regimes": {}}
-    lines = [f"# Adaptation study (target `{split}` mIoU, {len(set(rows['seed']))} paired seeds)", ""]
-    header = "| layout shift | " + " | ".join(order) + " |"
-    lines += [header, "|---" * (len(order) + 1) + "|"]
+    lines = [f"# Adaptation study (target `{split}` mIoU, mean ± std over paired seeds)", ""]
+    header = "| layout shift | seeds | " + " | ".join(order) + " |"
+    lines += [header, "|---" * (len(order) + 2) + "|"]
     for shift in shifts:
         part = table.loc[shift]
         stats = {m: {"mean": float(part[m].mean()), "std": float(part[m].std(ddof=1)), "n": int(part[m].count())}
                  for m in order}
         summary["regimes"][shift] = {"methods": stats, "paired": {}}
-        lines.append(f"| {shift} | " + " | ".join(f"{stats[m]['mean']:.1f} ± {stats[m]['std']:.1f}" for m in order) + " |")
+        cells = [f"{stats[m]['mean']:.1f} ± {stats[m]['std']:.1f}" if stats[m]["n"] else "–" for m in order]
+        lines.append(f"| {shift} | {int(part.notna().any(axis=1).sum())} | " + " | ".join(cells) + " |")
         for a, b in COMPARISONS:
-            if a in part and b in part:
+            if a in part and b in part and (part[a] - part[b]).count() >= 2:  # a method a regime skipped has no pairs
                 summary["regimes"][shift]["paired"][f"{a} - {b}"] = paired_difference(part[a], part[b])
     lines += ["", "Paired differences (mean, 95% interval over seeds):", ""]
     lines += ["| layout shift | comparison | mean | 95% interval |", "|---|---|---|---|"]
