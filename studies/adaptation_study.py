@@ -220,12 +220,25 @@ def main(argv: list[str] | None = None) -> None:
         (out / "lambda_selection.json").write_text(json.dumps({"dev_miou": scores, "chosen": lam, **sel}, indent=2))
         logger.info("chosen λ_adv main = %g on %s", lam, sel["split"])
 
+    def plan(shift: str) -> tuple[list[int], list[str]]:
+        """Seeds and methods of one regime: the layout-shifted regimes may run fewer (``shifted_regimes``),
+        unless --seeds / --methods name them for every regime."""
+        shifted = settings.get("shifted_regimes") or {}
+        if shift == "none" or not shifted:
+            return seeds, settings["methods"]
+        return (seeds if args.seeds else shifted.get("seeds", seeds)), (
+            settings["methods"] if args.methods else shifted.get("methods", settings["methods"])
+        )
+
     for seed in seeds:
         start = pretrained_for(seed)
         for shift in shifts:
+            regime_seeds, methods = plan(shift)
+            if seed not in regime_seeds:
+                continue
             target = data[shift]["target"]
             source_only = None
-            for method in settings["methods"]:
+            for method in methods:
                 key = {"seed": seed, "layout_shift": shift, "method": method}
                 if study.done(**key):
                     continue
