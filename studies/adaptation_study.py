@@ -1,4 +1,4 @@
-"""The adaptation study: source-only, AdaBN, λ=0 control, AdaptSegNet single/multi-level and the oracle,
+"""The adaptation study: source-only, AdaBN, λ=0 control, AdaptSegNet single/multi-level and two oracles,
 over paired seeds and three layout regimes, on the embedded synthetic benchmark.
 
     make study                       # all seeds and regimes (conf/base/parameters_study.yml)
@@ -247,6 +247,9 @@ def main(argv: list[str] | None = None) -> None:
                     mlflow.log_params({"seed": seed, "layout_shift": shift, "method": method, "lambda_adv_main": lam})
                     if method == "oracle":
                         model = train_supervised(*target, params["model"], study.engine(oracle_block, seed, args.pretrain_steps, name))[0]
+                    elif method == "oracle_finetune":  # target labels, from the same checkpoint for the same steps
+                        block = _with(adaptation_block(params, "source_only", None), bn_mode="train")
+                        model = adapt_to_target(start, *target, target[0], study.engine(block, seed, args.adapt_steps, name))[0]
                     elif method == "adabn":  # AdaBN on the source-only model of the same total steps
                         if source_only is None:
                             block = study.engine(adaptation_block(params, "source_only", None), seed, args.adapt_steps, f"source_only_{shift}_s{seed}")

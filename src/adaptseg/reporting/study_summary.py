@@ -19,6 +19,10 @@ import pandas as pd  # noqa: E402
 T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228,
        12: 2.179, 15: 2.131, 20: 2.086, 30: 2.042}
 
+#: Column order of the tables: baselines, adaptation methods, then the target-supervised upper bounds.
+METHOD_ORDER = ("source_only", "adabn", "lambda0_control", "adaptsegnet_single", "adaptsegnet_multi", "oracle",
+                "oracle_finetune")
+
 #: (method, baseline) pairs whose paired differences the study reports.
 COMPARISONS = (
     ("adaptsegnet_multi", "source_only"),
@@ -50,8 +54,7 @@ def paired_difference(a: pd.Series, b: pd.Series) -> dict:
 def summarise_study(results: pd.DataFrame, split: str = "val") -> dict:
     """Tables (markdown, JSON) and a figure of per-method mIoU and paired differences on ``split``."""
     rows = results[results["split"] == split]
-    order = [m for m in ("source_only", "adabn", "lambda0_control", "adaptsegnet_single", "adaptsegnet_multi", "oracle")
-             if m in set(rows["method"])]
+    order = [m for m in METHOD_ORDER if m in set(rows["method"])]
     shifts = [s for s in ("none", "mild", "strong") if s in set(rows["layout_shift"])]
     table = rows.pivot_table(index=["layout_shift", "seed"], columns="method", values="miou")
     summary: dict = {"split": split, "regimes": {}}
