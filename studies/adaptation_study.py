@@ -75,6 +75,20 @@ def prepare_domain_data(work: Path, params: dict, layout_shift: str, data_seed: 
     return data
 
 
+def with_overrides(params: dict, overrides: list[str]) -> dict:
+    """``params`` with ``dotted.key=value`` overrides applied (values parsed as YAML), as ``kedro --params``."""
+    for override in overrides:
+        key, _, value = override.partition("=")
+        params = _with(params, **{key: yaml.safe_load(value)})
+    return params
+
+
+def target_miou(params: dict, model: dict, target: tuple, split: str) -> float:
+    """The model's mIoU on one target split, in the project's class protocol."""
+    metrics = evaluate_on_target(model, *target, _with(params["evaluation"], split=split))
+    return metrics["protocols"][str(params["model"]["num_classes"])]["miou"]
+
+
 def _with(block: dict, **changes: Any) -> dict:
     out = copy.deepcopy(block)
     for dotted, value in changes.items():
@@ -159,10 +173,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
 
-    params = load_parameters(args.env)
-    for override in args.overrides:
-        key, _, value = override.partition("=")
-        params = _with(params, **{key: yaml.safe_load(value)})
+    params = with_overrides(load_parameters(args.env), args.overrides)
     settings = params["study"]
     if args.methods:
         settings["methods"] = args.methods
@@ -213,8 +224,7 @@ def main(argv: list[str] | None = None) -> None:
             start = pretrained_for(sel["seed"])
             with mlflow.start_run(run_name=name):
                 model = adapt_to_target(start, *source, target[0], block)[0]
-            metrics = evaluate_on_target(model, *target, _with(params["evaluation"], split=sel["split"]))
-            scores[candidate] = metrics["protocols"][str(params["model"]["num_classes"])]["miou"]
+            scores[candidate] = target_miou(params, model, target, sel["split"])
             logger.info("λ=%g: dev mIoU %.2f", candidate, scores[candidate])
         lam = max(scores, key=scores.get)
         (out / "lambda_selection.json").write_text(json.dumps({"dev_miou": scores, "chosen": lam, **sel}, indent=2))

@@ -21,11 +21,16 @@ import logging
 import time
 from pathlib import Path
 
-import yaml
-
-from adaptation_study import Study, _with, adaptation_block, load_parameters, prepare_domain_data
+from adaptation_study import (
+    Study,
+    _with,
+    adaptation_block,
+    load_parameters,
+    prepare_domain_data,
+    target_miou,
+    with_overrides,
+)
 from adaptseg.pipelines.adaptation.nodes import adapt_to_target
-from adaptseg.pipelines.evaluation.nodes import evaluate_on_target
 from adaptseg.pipelines.source_pretraining.nodes import train_supervised
 from adaptseg.training import load_checkpoint, save_checkpoint
 
@@ -48,21 +53,16 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
 
-    params = load_parameters(None)
-    for override in args.overrides:
-        key, _, value = override.partition("=")
-        params = _with(params, **{key: yaml.safe_load(value)})
+    params = with_overrides(load_parameters(None), args.overrides)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     shift = params["synthesis"]["generator"]["layout_shift"]
-    data = prepare_domain_data(out / "data", params, shift, data_seed=0, with_source=True)
+    data = prepare_domain_data(out / "data", params, shift, params["study"]["data_seed"], with_source=True)
     source, target = data["source"], data["target"]
     study = Study(params, argparse.Namespace(quiet=True, resume=False), out)
-    dev = _with(params["evaluation"], split="dev")
 
     def score(model: dict) -> float:
-        metrics = evaluate_on_target(model, *target, dev)
-        return round(metrics["protocols"][str(params["model"]["num_classes"])]["miou"], 2)
+        return round(target_miou(params, model, target, "dev"), 2)
 
     cache = out / "pretrained.pt"
     if cache.exists():
