@@ -111,7 +111,10 @@ class Study:
     def done(self, **key: Any) -> bool:
         return any(all(row.get(k) == v for k, v in key.items()) for row in self.rows)
 
-    def evaluate(self, model: dict, target: tuple, **key: Any) -> None:
+    def evaluate(self, model: dict, target: tuple, lambda_adv_main: float, **key: Any) -> None:
+        """Score ``model`` on dev and val; rows of the same seed, regime and method (another λ) are replaced."""
+        self.rows = [row for row in self.rows if not all(row.get(k) == v for k, v in key.items())]
+        key = {**key, "lambda_adv_main": lambda_adv_main}
         for split in ("dev", "val"):
             metrics = evaluate_on_target(model, *target, _with(self.params["evaluation"], split=split))
             scores = metrics["protocols"][str(self.params["model"]["num_classes"])]
@@ -204,7 +207,11 @@ def main(argv: list[str] | None = None) -> None:
         """The seed's source-pretrained model; with --resume, the packed model a previous run saved."""
         cache = out / "runs" / f"source_pretraining_s{seed}" / "model.pt"
         if seed not in pretrained and args.resume and cache.exists():
-            pretrained[seed] = load_checkpoint(cache)
+            cached = load_checkpoint(cache)
+            if cached.get("step") == args.pretrain_steps:
+                pretrained[seed] = cached
+            else:  # a cache from another budget is not this study's checkpoint
+                logger.warning("%s has %s pretraining steps, the study asks %d: training again", cache, cached.get("step"), args.pretrain_steps)
         if seed not in pretrained:
             block = study.engine(pretrain, seed, args.pretrain_steps, f"source_pretraining_s{seed}")
             with mlflow.start_run(run_name=f"source_pretraining s{seed}"):
@@ -250,7 +257,8 @@ def main(argv: list[str] | None = None) -> None:
             source_only = None
             for method in methods:
                 key = {"seed": seed, "layout_shift": shift, "method": method}
-                if study.done(**key):
+                lam_used = lam if method.startswith("adaptsegnet") else 0.0
+                if study.done(**key, lambda_adv_main=lam_used):  # a resumed row counts only at this λ
                     continue
                 name = f"{method}_{shift}_s{seed}"
                 with mlflow.start_run(run_name=name):
@@ -271,7 +279,7 @@ def main(argv: list[str] | None = None) -> None:
                         model = adapt_to_target(start, *source, target[0], block)[0]
                         if method == "source_only":
                             source_only = model
-                study.evaluate(model, target, **key, lambda_adv_main=lam if method.startswith("adaptsegnet") else 0.0)
+                study.evaluate(model, target, **key, lambda_adv_main=lam_used)
                 logger.info("done %s (%.0f min so far)", name, (time.perf_counter() - started) / 60)
 
     summary = summarise_study(pd.DataFrame(study.rows), split="val")

@@ -6,6 +6,8 @@ from kedro.framework.project import pipelines
 from kedro.framework.session import KedroSession
 from kedro.framework.startup import bootstrap_project
 
+from adaptseg.pipelines.evaluation.pipeline import MODELS
+
 TINY = {
     "synthesis": {
         "preview_pairs": 2,
@@ -24,7 +26,7 @@ TINY_TRAINING = {
     **_TINY_MODEL,
     **{
         stage: {"training": {"input_size": [96, 54] if stage == "source_pretraining" else [96, 48], "engine": _TINY_ENGINE}}
-        for stage in ("source_pretraining", "oracle")
+        for stage in ("source_pretraining", "oracle", "oracle_finetune")
     },
     **{
         method: {"adaptation": {"input_size": {"source": [96, 54], "target": [96, 48]}, "engine": _TINY_ENGINE}}
@@ -75,8 +77,7 @@ def test_default_pipeline_trains_adapts_and_evaluates_every_method(project_copy)
     with KedroSession.create(project_path=project_copy, runtime_params=TINY_TRAINING) as session:
         session.run()  # __default__: every pipeline
     data = project_copy / "data"
-    methods = ["source_pretraining", "source_only", "adaptsegnet_single", "adaptsegnet_multi", "oracle"]
-    for method in methods:
+    for method in MODELS:
         versions = list((data / "06_models" / method / "model.pt").iterdir())
         assert len(versions) == 1 and (versions[0] / "model.pt").stat().st_size > 0
         metrics_file = next((data / "08_reporting/metrics" / f"{method}.json").glob("*/*.json"))

@@ -9,7 +9,7 @@ from PIL import Image
 from adaptseg.models.packaging import build_from_spec, pack_model, unpack_segmenter
 from adaptseg.pipelines.adaptation.nodes import adapt_to_target
 from adaptseg.pipelines.evaluation.nodes import evaluate_on_target
-from adaptseg.pipelines.source_pretraining.nodes import train_supervised
+from adaptseg.pipelines.source_pretraining.nodes import finetune_supervised, train_supervised
 
 SPEC = {"arch": "deeplabv2_small", "num_classes": 19, "options": {"depth": 18, "width": 8}}
 ENGINE = {"max_steps": 2, "batch_size": 2, "log_every": 1, "progress": False, "precision": "fp32"}
@@ -65,6 +65,22 @@ def test_pretrain_adapt_and_evaluate_nodes(tiny_domains):
     metrics = evaluate_on_target(adapted, *target, {"split": "val", "input_size": [64, 40], "protocols": [19, 16, 13]})
     assert metrics["images"] == 2 and set(metrics["protocols"]) == {"19", "16", "13"}
     assert np.asarray(metrics["confusion_matrix"]).sum() == 2 * 40 * 64
+
+
+def test_oracle_finetune_starts_from_the_given_model_and_trains_on_target_labels(tiny_domains):
+    source, target = tiny_domains["source"], tiny_domains["target"]
+    training = {"name": "pre", "split": "train", "input_size": [64, 40], "bn_mode": "train", "engine": ENGINE}
+    pretrained, _ = train_supervised(*source, SPEC, training)
+    # a vanishing learning rate: the weights stay the pretrained ones, the statistics follow the target
+    still = {**training, "name": "oracle_finetune", "engine": {**ENGINE, "lr": 1e-12}}
+    finetuned, history = finetune_supervised(pretrained, *target, still)
+    assert finetuned["trained_on"] == {"domain": "target", "split": "train"}
+    assert finetuned["pretrained_step"] == 2 and finetuned["step"] == 2 and "loss_seg" in history
+    before, after = unpack_segmenter(pretrained), unpack_segmenter(finetuned)
+    assert torch.allclose(before.classifier.branches[0].weight, after.classifier.branches[0].weight, atol=1e-9)
+    assert not torch.equal(before.backbone.bn1.running_mean, after.backbone.bn1.running_mean)
+    moved, _ = finetune_supervised(pretrained, *target, {**training, "name": "oracle_finetune"})
+    assert not torch.equal(before.classifier.branches[0].weight, unpack_segmenter(moved).classifier.branches[0].weight)
 
 
 def test_unknown_method_is_named(tiny_domains):

@@ -11,7 +11,7 @@ from adaptseg.pipelines.adaptation.pipeline import METHODS as ADAPTATION_METHODS
 from .nodes import evaluate_and_export, select_model, tabulate_metrics
 
 #: Every model the default pipeline trains, evaluated side by side.
-MODELS = ("source_pretraining", *ADAPTATION_METHODS, "oracle")
+MODELS = ("source_pretraining", *ADAPTATION_METHODS, "oracle", "oracle_finetune")
 
 SHARED_INPUTS = {"target_manifest", "target_train_ids"}
 
