@@ -33,7 +33,7 @@ from adaptseg.pipelines.adaptation.nodes import adapt_to_target  # noqa: E402
 from adaptseg.pipelines.evaluation.nodes import evaluate_on_target  # noqa: E402
 from adaptseg.pipelines.ingestion.nodes import ingest_source, ingest_target  # noqa: E402
 from adaptseg.pipelines.label_remapping.nodes import remap_labels  # noqa: E402
-from adaptseg.pipelines.source_pretraining.nodes import train_supervised  # noqa: E402
+from adaptseg.pipelines.source_pretraining.nodes import finetune_supervised, train_supervised  # noqa: E402
 from adaptseg.reporting.study_summary import summarise_study  # noqa: E402
 from adaptseg.synth import SynthesisConfig, generate_source, generate_target  # noqa: E402
 from adaptseg.training import load_checkpoint, save_checkpoint  # noqa: E402
@@ -266,8 +266,8 @@ def main(argv: list[str] | None = None) -> None:
                     if method == "oracle":
                         model = train_supervised(*target, params["model"], study.engine(oracle_block, seed, args.pretrain_steps, name))[0]
                     elif method == "oracle_finetune":  # target labels, from the same checkpoint for the same steps
-                        block = _with(adaptation_block(params, "source_only", None), bn_mode="train")
-                        model = adapt_to_target(start, *target, target[0], study.engine(block, seed, args.adapt_steps, name))[0]
+                        block = study.engine(params["oracle_finetune"]["training"], seed, args.adapt_steps, name)
+                        model = finetune_supervised(start, *target, block)[0]
                     elif method == "adabn":  # AdaBN on the source-only model of the same total steps
                         if source_only is None:
                             block = study.engine(adaptation_block(params, "source_only", None), seed, args.adapt_steps, f"source_only_{shift}_s{seed}")
