@@ -63,6 +63,7 @@ def remap_throughput() -> dict:
 
 def data_pipelines() -> dict:
     """Default synthetic generation, then ingestion + label_remapping, each a real KedroSession run."""
+    import mlflow
     from kedro.framework.session import KedroSession
     from kedro.framework.startup import bootstrap_project
 
@@ -85,6 +86,8 @@ def data_pipelines() -> dict:
                 with KedroSession.create(project_path=work) as session:
                     session.run(pipeline_names=pipelines)
                 timings[label] = round(time.perf_counter() - start, 1)
+                while mlflow.active_run():  # close the session's runs while their database still exists
+                    mlflow.end_run()
             import pandas as pd
 
             counts = pd.read_csv(work / "data/02_intermediate/target_manifest.csv").groupby("split").size().to_dict()

@@ -23,10 +23,12 @@ import bench_evaluation  # noqa: E402
 import bench_training  # noqa: E402
 
 BENCHMARKS = {
+    "hardware": bench_training.hardware,
     "remap_throughput": bench_data.remap_throughput,
     "data_pipelines": bench_data.data_pipelines,
     "resnet101_adaptation_step": bench_training.resnet101_step,
     "small_adaptation_step": bench_training.small_step,
+    "resnet101_paper_resolution_cuda": bench_training.resnet101_paper_resolution_cuda,
     "evaluation_route": bench_evaluation.evaluation_route,
 }
 
