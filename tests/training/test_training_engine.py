@@ -149,3 +149,16 @@ def test_precision_auto_follows_the_hardware(monkeypatch):
     assert resolve_precision("auto", cpu) == "bf16"
     with pytest.raises(ValueError, match="fp64"):
         resolve_precision("fp64", cpu)
+
+
+def test_forced_bf16_on_a_cpu_without_native_bf16_warns(monkeypatch, caplog):
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(precision_module, "cpu_supports_fast_bf16", lambda: False)
+    with caplog.at_level("WARNING", logger=precision_module.__name__):
+        assert resolve_precision("bf16", cpu) == "bf16"  # honoured, but the user is told what it costs
+    assert "emulates" in caplog.text
+    caplog.clear()
+    monkeypatch.setattr(precision_module, "cpu_supports_fast_bf16", lambda: True)
+    with caplog.at_level("WARNING", logger=precision_module.__name__):
+        resolve_precision("bf16", cpu)
+    assert caplog.text == ""

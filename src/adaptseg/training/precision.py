@@ -62,6 +62,12 @@ def resolve_precision(precision: str, device: torch.device) -> str:
     """Map ``"auto"`` to ``"fp32"``, ``"bf16"`` or ``"fp16"`` for ``device`` (see module docstring)."""
     if precision not in PRECISIONS:
         raise ValueError(f"Unknown precision={precision!r}; expected one of {PRECISIONS}.")
+    if precision == "bf16" and device.type == "cpu" and not cpu_supports_fast_bf16():
+        logger.warning(
+            "precision='bf16' on a CPU without native bf16 (no AMX or AVX512-BF16): PyTorch emulates it, "
+            "which measured hundreds of times slower than fp32 on an AVX2 machine (make bench, 'hardware'). "
+            "Use precision 'auto' or 'fp32' here."
+        )
     if precision != "auto":
         return precision
     if device.type == "cuda":
