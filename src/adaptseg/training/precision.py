@@ -65,7 +65,7 @@ def resolve_precision(precision: str, device: torch.device) -> str:
     if precision == "bf16" and device.type == "cpu" and not cpu_supports_fast_bf16():
         logger.warning(
             "precision='bf16' on a CPU without native bf16 (no AMX or AVX512-BF16): PyTorch emulates it, "
-            "which measured hundreds of times slower than fp32 on an AVX2 machine (make bench, 'hardware'). "
+            "which measured 50 to 350 times slower than fp32 on an AVX2 machine (make bench, 'hardware'). "
             "Use precision 'auto' or 'fp32' here."
         )
     if precision != "auto":
