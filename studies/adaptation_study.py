@@ -9,6 +9,11 @@ It calls the pipelines' node functions directly (they are pure functions), so it
 ``adaptation_study``). λ is chosen on the target ``dev`` split, never on ``val``. Results:
 ``data/08_reporting/study/results.csv`` (one row per model and split) and ``summary.md`` / ``summary.json``
 (mean ± std over seeds, paired differences with 95% intervals), plus ``summary.png``.
+
+``--resume`` keeps the finished rows of ``results.csv`` and trains only what is missing (a seed's pretrained
+model is trained again only when one of its rows is missing and its ``model.pt`` is gone).
+``--summarise-only`` writes the summary of an existing ``results.csv`` and trains nothing: for rows gathered
+by several runs, or on several machines, into one file.
 """
 
 from __future__ import annotations
@@ -173,6 +178,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", default="data/08_reporting/study")
     parser.add_argument("--resume", action="store_true", help="keep finished rows of results.csv and skip them")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.add_argument(
+        "--summarise-only", action="store_true", help="summarise --out's results.csv; train and evaluate nothing"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
 
@@ -185,6 +193,14 @@ def main(argv: list[str] | None = None) -> None:
     args.adapt_steps = args.adapt_steps or settings.get("adapt_steps")
     shifts = args.layout_shifts or settings["layout_shifts"]
     out = Path(args.out)
+    if args.summarise_only:
+        results = out / "results.csv"
+        if not results.exists():
+            raise SystemExit(f"--summarise-only: {results} does not exist (nothing to summarise)")
+        rows = pd.read_csv(results)
+        lams = sorted(float(x) for x in rows.loc[rows["method"].str.startswith("adaptsegnet"), "lambda_adv_main"].unique())
+        write_summary(rows, out, {"argv": sys.argv[1:] if argv is None else argv, "lambda_adv_main": lams, "study": settings})
+        return
     out.mkdir(parents=True, exist_ok=True)
     study = Study(params, args, out)
     started = time.perf_counter()
@@ -248,7 +264,6 @@ def main(argv: list[str] | None = None) -> None:
         )
 
     for seed in seeds:
-        start = pretrained_for(seed)
         for shift in shifts:
             regime_seeds, methods = plan(shift)
             if seed not in regime_seeds:
@@ -261,6 +276,7 @@ def main(argv: list[str] | None = None) -> None:
                 if study.done(**key, lambda_adv_main=lam_used):  # a resumed row counts only at this λ
                     continue
                 name = f"{method}_{shift}_s{seed}"
+                start = pretrained_for(seed) if method != "oracle" else None  # only when a row is missing
                 with mlflow.start_run(run_name=name):
                     mlflow.log_params({"seed": seed, "layout_shift": shift, "method": method, "lambda_adv_main": lam})
                     if method == "oracle":
@@ -282,13 +298,18 @@ def main(argv: list[str] | None = None) -> None:
                 study.evaluate(model, target, **key, lambda_adv_main=lam_used)
                 logger.info("done %s (%.0f min so far)", name, (time.perf_counter() - started) / 60)
 
-    summary = summarise_study(pd.DataFrame(study.rows), split="val")
+    write_summary(pd.DataFrame(study.rows), out, {"argv": sys.argv[1:], "lambda_adv_main": lam, "study": settings})
+    print(f"wrote {out}/results.csv, summary.md, summary.json, summary.png in {(time.perf_counter() - started) / 60:.1f} min")
+
+
+def write_summary(rows: pd.DataFrame, out: Path, settings: dict) -> None:
+    """summary.md / .json / .png and settings.json of the study's ``val`` rows, beside results.csv."""
+    summary = summarise_study(rows, split="val")
     (out / "summary.json").write_text(json.dumps(summary["json"], indent=2))
     (out / "summary.md").write_text(summary["markdown"])
-    (out / "settings.json").write_text(json.dumps({"argv": sys.argv[1:], "lambda_adv_main": lam, "study": settings}, indent=2))
+    (out / "settings.json").write_text(json.dumps(settings, indent=2))
     summary["figure"].savefig(out / "summary.png", dpi=110, bbox_inches="tight")
     print(summary["markdown"])
-    print(f"wrote {out}/results.csv, summary.md, summary.json, summary.png in {(time.perf_counter() - started) / 60:.1f} min")
 
 
 if __name__ == "__main__":
