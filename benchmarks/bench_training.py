@@ -152,6 +152,51 @@ def small_step() -> dict:
     return _step_pair("deeplabv2_small", steps=10, warmup=3)
 
 
+# ResNet-101's convolution shapes at the bench's 320×180 source (output stride 8: 23×40 from layer2 on),
+# as (name, in, out, kernel, dilation, height, width).
+RESNET101_CONV_SHAPES = (
+    ("layer1 3×3 64", 64, 64, 3, 1, 45, 80),
+    ("layer2 3×3 128", 128, 128, 3, 1, 23, 40),
+    ("layer3 3×3 256, dilation 2", 256, 256, 3, 2, 23, 40),
+    ("layer4 3×3 512, dilation 4", 512, 512, 3, 4, 23, 40),
+    ("layer3 1×1 1024→256", 1024, 256, 1, 1, 23, 40),
+    ("layer3 1×1 256→1024", 256, 1024, 1, 1, 23, 40),
+    ("layer4 1×1 512→2048", 512, 2048, 1, 1, 23, 40),
+    ("ASPP 3×3 2048→19, dilation 12", 2048, 19, 3, 12, 23, 40),
+)
+
+
+def conv_shapes() -> dict:
+    """Forward + backward of single convolutions of ResNet-101's shapes, fp32 against bf16 autocast, both
+    channels-last: which layers the bf16 fast path speeds up and which it does not."""
+    from adaptseg.training.precision import cpu_supports_fast_bf16
+
+    if not cpu_supports_fast_bf16():
+        return {"skipped": "no native bf16 on this CPU (bf16 is emulated: see hardware)"}
+
+    def ms_per_pass(conv: torch.nn.Conv2d, x: torch.Tensor, bf16: bool, repeats: int = 10) -> float:
+        def once() -> None:
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                out = conv(x)
+            out.float().sum().backward()
+
+        for _ in range(3):
+            once()
+        start = time.perf_counter()
+        for _ in range(repeats):
+            once()
+        return (time.perf_counter() - start) / repeats * 1e3
+
+    figures = {}
+    for name, c_in, c_out, kernel, dilation, height, width in RESNET101_CONV_SHAPES:
+        conv = torch.nn.Conv2d(c_in, c_out, kernel, padding=dilation * (kernel // 2), dilation=dilation, bias=False)
+        conv = conv.to(memory_format=torch.channels_last)
+        x = torch.randn(1, c_in, height, width).contiguous(memory_format=torch.channels_last).requires_grad_()
+        fp32, bf16 = ms_per_pass(conv, x, False), ms_per_pass(conv, x, True)
+        figures[f"{name}: fp32 / bf16 ms, speed-up"] = f"{fp32:.2f} / {bf16:.2f}, {fp32 / bf16:.2f}×"
+    return figures
+
+
 def resnet101_paper_resolution_cuda() -> dict:
     """The paper's setting on a GPU: ResNet-101 multi-level, 1280×720 source + 1024×512 target, batch 1+1.
 

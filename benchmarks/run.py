@@ -28,6 +28,7 @@ BENCHMARKS = {
     "data_pipelines": bench_data.data_pipelines,
     "resnet101_adaptation_step": bench_training.resnet101_step,
     "small_adaptation_step": bench_training.small_step,
+    "conv_shapes": bench_training.conv_shapes,
     "resnet101_paper_resolution_cuda": bench_training.resnet101_paper_resolution_cuda,
     "evaluation_route": bench_evaluation.evaluation_route,
 }
