@@ -22,6 +22,8 @@ import time
 import torch
 from torch.utils.data import Dataset
 
+from timing import best_seconds_per_item
+
 SOURCE_SIZE, TARGET_SIZE = (180, 320), (128, 256)  # (H, W): the reference CPU timing's 320×180 / 256×128
 PAPER_SOURCE_SIZE, PAPER_TARGET_SIZE = (720, 1280), (512, 1024)  # the paper's GTA5 / Cityscapes input sizes
 
@@ -174,18 +176,13 @@ def conv_shapes() -> dict:
     if not cpu_supports_fast_bf16():
         return {"skipped": "no native bf16 on this CPU (bf16 is emulated: see hardware)"}
 
-    def ms_per_pass(conv: torch.nn.Conv2d, x: torch.Tensor, bf16: bool, repeats: int = 10) -> float:
-        def once() -> None:
+    def ms_per_pass(conv: torch.nn.Conv2d, x: torch.Tensor, bf16: bool) -> float:
+        def once(_: object) -> None:
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
                 out = conv(x)
             out.float().sum().backward()
 
-        for _ in range(3):
-            once()
-        start = time.perf_counter()
-        for _ in range(repeats):
-            once()
-        return (time.perf_counter() - start) / repeats * 1e3
+        return best_seconds_per_item(once, range(10)) * 1e3
 
     figures = {}
     for name, c_in, c_out, kernel, dilation, height, width in RESNET101_CONV_SHAPES:
