@@ -182,6 +182,7 @@ def main(argv: list[str] | None = None) -> None:
         "--summarise-only", action="store_true", help="summarise --out's results.csv; train and evaluate nothing"
     )
     args = parser.parse_args(argv)
+    recorded_argv = sys.argv[1:] if argv is None else argv
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
 
     params = with_overrides(load_parameters(args.env), args.overrides)
@@ -199,7 +200,7 @@ def main(argv: list[str] | None = None) -> None:
             raise SystemExit(f"--summarise-only: {results} does not exist (nothing to summarise)")
         rows = pd.read_csv(results)
         lams = sorted(float(x) for x in rows.loc[rows["method"].str.startswith("adaptsegnet"), "lambda_adv_main"].unique())
-        write_summary(rows, out, {"argv": sys.argv[1:] if argv is None else argv, "lambda_adv_main": lams, "study": settings})
+        write_summary(rows, out, {"argv": recorded_argv, "lambda_adv_main": lams, "study": settings})
         return
     out.mkdir(parents=True, exist_ok=True)
     study = Study(params, args, out)
@@ -298,7 +299,7 @@ def main(argv: list[str] | None = None) -> None:
                 study.evaluate(model, target, **key, lambda_adv_main=lam_used)
                 logger.info("done %s (%.0f min so far)", name, (time.perf_counter() - started) / 60)
 
-    write_summary(pd.DataFrame(study.rows), out, {"argv": sys.argv[1:], "lambda_adv_main": lam, "study": settings})
+    write_summary(pd.DataFrame(study.rows), out, {"argv": recorded_argv, "lambda_adv_main": lam, "study": settings})
     print(f"wrote {out}/results.csv, summary.md, summary.json, summary.png in {(time.perf_counter() - started) / 60:.1f} min")
 
 
