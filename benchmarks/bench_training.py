@@ -70,7 +70,7 @@ def child(spec: dict) -> dict:
 
     config = {"max_steps": spec["steps"] + spec["warmup"], "batch_size": 1, "precision": spec["precision"],
               "device": spec.get("device", "auto"), "log_every": 1, "progress": False, "checkpoint_dir": None,
-              "seed": 0}
+              "seed": 0, "channels_last": spec.get("channels_last")}
     source_size, target_size = tuple(spec.get("source_size", SOURCE_SIZE)), tuple(spec.get("target_size", TARGET_SIZE))
     result = train("adaptsegnet", models, RandomImages(source_size, True, count=4), config,
                    target_dataset=RandomImages(target_size, False, count=4), on_metrics=tick)
