@@ -1,30 +1,36 @@
-"""The adaptation study: source-only, AdaBN, λ=0 control, AdaptSegNet single/multi-level and two oracles,
-over paired seeds and three layout regimes, on the embedded synthetic benchmark.
+"""The method study: every adaptation namespace over paired seeds and several target shifts, on the embedded
+synthetic benchmark, with knobs chosen on the labelled target ``dev`` split only.
 
-    make study                       # all seeds and regimes (conf/base/parameters_study.yml)
-    python studies/adaptation_study.py --seeds 1 2 --layout-shifts none --adapt-steps 100   # a quick look
+    make study                                            # conf/base/parameters_study.yml
+    python studies/adaptation_study.py --seeds 1 2 --regimes none --adapt-steps 100 --namespaces source_only adabn
 
-It calls the pipelines' node functions directly (they are pure functions), so it trains exactly what
-`kedro run` trains, with the project's parameters; each model is logged to MLflow (experiment
-``adaptation_study``). λ is chosen on the target ``dev`` split, never on ``val``. Results:
-``data/08_reporting/study/results.csv`` (one row per model and split) and ``summary.md`` / ``summary.json``
-(mean ± std over seeds, paired differences with 95% intervals), plus ``summary.png``.
+It runs the project's own pipelines through Kedro's runner: synthesis, ingestion and label remapping per
+target regime, then the training node of each namespace (``source_pretraining``, the adaptation namespaces,
+the oracles) and its evaluation node on ``dev`` and ``val``, with the project's parameters and a catalog that
+puts every output in a folder of its own under ``--out``. Those folders are named by a hash of everything
+that made them (the namespace's parameters, its starting model's folder, the data), so a rerun reuses what
+is done and trains what is missing or changed: a study resumes where it stopped, and several processes or
+machines can share one ``--out`` (give each its own ``--seeds``; ``--summarise-only`` merges the rows).
 
-``--resume`` keeps the finished rows of ``results.csv`` and trains only what is missing (a seed's pretrained
-model is trained again only when one of its rows is missing and its ``model.pt`` is gone).
-``--summarise-only`` writes the summary of an existing ``results.csv`` and trains nothing: for rows gathered
-by several runs, or on several machines, into one file.
+Knobs: a namespace with a grid (``study.grids``) trains once per grid entry on the selection seed in each
+regime; the entry with the highest ``dev`` mIoU is used for every seed of that regime. ``val`` is read only to
+report. Files under ``--out``: ``results.csv`` (one row per model and split), ``selection.json``,
+``summary.md`` / ``summary.json`` / ``summary.png`` and ``settings.json``; each model is an MLflow run
+(experiment ``study.name``).
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import hashlib
 import json
 import logging
 import os
 import sys
 import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,70 +38,32 @@ os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "1")
 
 import pandas as pd  # noqa: E402
 import yaml  # noqa: E402
-
-from adaptseg.io import FolderDataset, RawDomainDataset  # noqa: E402
-from adaptseg.pipelines.adaptation.nodes import adapt_to_target  # noqa: E402
-from adaptseg.pipelines.evaluation.nodes import evaluate_on_target  # noqa: E402
-from adaptseg.pipelines.ingestion.nodes import ingest_source, ingest_target  # noqa: E402
-from adaptseg.pipelines.label_remapping.nodes import remap_labels  # noqa: E402
-from adaptseg.pipelines.source_pretraining.nodes import finetune_supervised, train_supervised  # noqa: E402
-from adaptseg.reporting.study_summary import summarise_study  # noqa: E402
-from adaptseg.synth import SynthesisConfig, generate_source, generate_target  # noqa: E402
-from adaptseg.training import load_checkpoint, save_checkpoint  # noqa: E402
+from kedro.pipeline import Pipeline  # noqa: E402
 
 logger = logging.getLogger("adaptation_study")
 PROJECT = Path(__file__).resolve().parents[1]
+#: The data pipelines every regime runs first, and the node name suffixes of a namespace's evaluation.
+DATA_PIPELINES = ("synthesis", "ingestion", "label_remapping")
+EVALUATION_NODES = (".evaluate", ".tabulate_metrics")
 
 
-def load_parameters(env: str | None) -> dict[str, Any]:
+# ---------------------------------------------------------------------------------------------- parameters
+def load_parameters(env: str | None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The project's parameters and catalog configuration in environment ``env`` (over base)."""
     from kedro.config import OmegaConfigLoader
 
     from adaptseg.settings import CONFIG_LOADER_ARGS
 
     loader = OmegaConfigLoader(
-        conf_source=str(PROJECT / "conf"),
-        base_env="base",
-        default_run_env=env or "local",
+        conf_source=str(PROJECT / "conf"), base_env="base", default_run_env=env or "local",
         custom_resolvers=CONFIG_LOADER_ARGS["custom_resolvers"],
     )
-    return dict(loader["parameters"])
+    return dict(loader["parameters"]), dict(loader["catalog"])
 
 
-def prepare_domain_data(work: Path, params: dict, layout_shift: str, data_seed: int, with_source: bool) -> dict:
-    """Generate, ingest and remap one regime's data with the pipelines' own nodes and datasets."""
-    generator = {**params["synthesis"]["generator"], "seed": data_seed, "layout_shift": layout_shift}
-    config = SynthesisConfig.from_dict(generator)
-    data: dict[str, Any] = {}
-    strip = lambda files: {k.rsplit(".", 1)[0]: v for k, v in files.items()}  # noqa: E731
-    domains = [("target", "cityscapes", generate_target, ingest_target)]
-    if with_source:
-        domains.insert(0, ("source", "gta5", generate_source, ingest_source))
-    for domain, kind, generate, ingest in domains:
-        raw = RawDomainDataset(kind=kind, root=str(work / f"raw_{domain}"))
-        raw.save(strip(generate(config)))
-        manifest = ingest(raw.load(), params["ingestion"][domain])
-        ids = FolderDataset(str(work / f"train_ids_{domain}"), format="npy", progress=False)
-        ids.save(remap_labels(manifest, params["label_remapping"]))
-        data[domain] = (manifest, ids.load())
-    return data
-
-
-def with_overrides(params: dict, overrides: list[str]) -> dict:
-    """``params`` with ``dotted.key=value`` overrides applied (values parsed as YAML), as ``kedro --params``."""
-    for override in overrides:
-        key, _, value = override.partition("=")
-        params = _with(params, **{key: yaml.safe_load(value)})
-    return params
-
-
-def target_miou(params: dict, model: dict, target: tuple, split: str) -> float:
-    """The model's mIoU on one target split, in the project's class protocol."""
-    metrics = evaluate_on_target(model, *target, _with(params["evaluation"], split=split))
-    return metrics["protocols"][str(params["model"]["num_classes"])]["miou"]
-
-
-def _with(block: dict, **changes: Any) -> dict:
-    out = copy.deepcopy(block)
+def with_changes(block: Mapping, changes: Mapping[str, Any]) -> dict:
+    """A deep copy of ``block`` with ``{"dotted.key": value}`` changes applied."""
+    out = copy.deepcopy(dict(block))
     for dotted, value in changes.items():
         node = out
         *parents, leaf = dotted.split(".")
@@ -105,210 +73,362 @@ def _with(block: dict, **changes: Any) -> dict:
     return out
 
 
+def with_overrides(params: dict, overrides: Iterable[str]) -> dict:
+    """``params`` with ``dotted.key=value`` overrides applied (values parsed as YAML), as ``kedro --params``."""
+    changes = {}
+    for override in overrides:
+        key, _, value = override.partition("=")
+        changes[key] = yaml.safe_load(value)
+    return with_changes(params, changes)
+
+
+def digest(*parts: Any) -> str:
+    return hashlib.blake2b(json.dumps(parts, sort_keys=True, default=str).encode(), digest_size=5).hexdigest()
+
+
+# ---------------------------------------------------------------------------------------------- the plan
+@dataclass
+class Regime:
+    """A target shift: generator changes applied to the target, and which seeds and namespaces it runs."""
+
+    name: str
+    generator: dict[str, Any]
+    seeds: list[int]
+    namespaces: list[str]
+
+
+@dataclass
+class Plan:
+    regimes: list[Regime]
+    grids: dict[str, list[dict[str, Any]]]
+    selection_seed: int
+    selection_split: str
+    data_seed: int
+    steps: dict[str, int] = field(default_factory=dict)  # {"pretrain": n, "adapt": m}
+
+    @classmethod
+    def from_settings(cls, settings: Mapping[str, Any], args: argparse.Namespace) -> Plan:
+        regimes = []
+        for name, spec in settings["regimes"].items():
+            if args.regimes and name not in args.regimes:
+                continue
+            spec = dict(spec or {})
+            seeds = args.seeds or spec.get("seeds") or settings["seeds"]
+            namespaces = args.namespaces or spec.get("namespaces") or settings["namespaces"]
+            regimes.append(Regime(name, dict(spec.get("generator") or {}), list(seeds), list(namespaces)))
+        unknown = sorted(set(args.regimes or []) - {r.name for r in regimes})
+        if unknown:
+            raise SystemExit(f"--regimes {unknown}: not in study.regimes ({sorted(settings['regimes'])})")
+        selection = settings.get("selection") or {}
+        steps = {"pretrain": args.pretrain_steps or settings["pretrain_steps"], "adapt": args.adapt_steps or settings["adapt_steps"]}
+        grids = {} if args.no_selection else dict(settings.get("grids") or {})
+        return cls(regimes, grids, int(selection.get("seed", 1)), selection.get("split", "dev"), int(settings["data_seed"]), steps)
+
+
+# ---------------------------------------------------------------------------------------------- the runner
 class Study:
-    def __init__(self, params: dict, args: argparse.Namespace, out: Path) -> None:
-        self.params, self.args, self.out = params, args, out
+    """Runs the project's pipelines namespace by namespace, each output in a folder named by what made it."""
+
+    def __init__(self, params: dict, catalog_config: dict, plan: Plan, out: Path, quiet: bool) -> None:
+        from kedro.framework.project import pipelines
+        from kedro.framework.startup import bootstrap_project
+        from kedro.io.catalog_config_resolver import CatalogConfigResolver
+
+        bootstrap_project(PROJECT)
+        for noisy in ("kedro", "adaptseg.io"):  # bootstrapping configured them; a study logs per model instead
+            logging.getLogger(noisy).setLevel(logging.WARNING)
+        self.pipelines = {name: pipelines[name] for name in pipelines if name != "__default__"}
+        everything = sum(self.pipelines.values(), Pipeline([]))
+        self.training_nodes = {n.namespace: n for n in everything.nodes if n.namespace and "training" in n.tags}
+        self.evaluation = self.pipelines["evaluation"]
+        self.params, self.plan, self.out, self.quiet = params, plan, out, quiet
+        self.resolver = CatalogConfigResolver(catalog_config)
         self.rows: list[dict] = []
-        self.results_path = out / "results.csv"
-        if args.resume and self.results_path.exists():
-            self.rows = pd.read_csv(self.results_path).to_dict("records")
+        self.selection: dict[str, dict] = {}
 
-    def done(self, **key: Any) -> bool:
-        return any(all(row.get(k) == v for k, v in key.items()) for row in self.rows)
+    # -------------------------------------------------------------- parameters of one namespace
+    def block_key(self, namespace: str) -> str:
+        """The namespace's parameters block (``<namespace>.adaptation`` or ``<namespace>.training``)."""
+        node = self.node(namespace)
+        (key,) = [i.removeprefix("params:") for i in node.inputs if i.startswith(f"params:{namespace}.")]
+        return key
 
-    def evaluate(self, model: dict, target: tuple, lambda_adv_main: float, **key: Any) -> None:
-        """Score ``model`` on dev and val; rows of the same seed, regime and method (another λ) are replaced."""
-        self.rows = [row for row in self.rows if not all(row.get(k) == v for k, v in key.items())]
-        key = {**key, "lambda_adv_main": lambda_adv_main}
-        for split in ("dev", "val"):
-            metrics = evaluate_on_target(model, *target, _with(self.params["evaluation"], split=split))
-            scores = metrics["protocols"][str(self.params["model"]["num_classes"])]
-            self.rows.append(
-                {**key, "split": split, "miou": round(scores["miou"], 3), "pixel_accuracy": round(scores["pixel_accuracy"], 3)}
-                | {f"iou.{k}": v for k, v in scores["iou"].items()}
-            )
-        pd.DataFrame(self.rows).to_csv(self.results_path, index=False)
+    def node(self, namespace: str):
+        if namespace not in self.training_nodes:
+            raise SystemExit(f"No training node in namespace {namespace!r}; namespaces: {sorted(self.training_nodes)}")
+        return self.training_nodes[namespace]
 
-    def engine(self, block: dict, seed: int, steps: int | None, name: str) -> dict:
-        engine = {
-            **block["engine"],
-            "seed": seed,
-            "checkpoint_dir": str(self.out / "runs" / name),
-            "snapshot_every": 0,
-            "overwrite": True,
-            "progress": not self.args.quiet,
-        }
+    def block(self, namespace: str, seed: int, knobs: Mapping[str, Any]) -> dict:
+        """The namespace's parameters for this seed and budget, with a grid entry's ``method_config`` knobs."""
+        first, second = self.block_key(namespace).split(".")
+        block = copy.deepcopy(self.params[first][second])
+        trains_from_scratch = any(i.startswith("params:model") for i in self.node(namespace).inputs)
+        steps = self.plan.steps["pretrain" if trains_from_scratch else "adapt"]
+        engine = {**block.get("engine", {}), "seed": seed, "snapshot_every": 0}
         if steps:
             engine["max_steps"] = steps
-        return _with(block, engine=engine, name=name)
+        block["engine"] = engine
+        if knobs:
+            block["method_config"] = {**block.get("method_config", {}), **knobs}
+        return block
+
+    def start_of(self, namespace: str) -> str | None:
+        """The namespace whose model this one starts from (an input ``<other>.model``), if any."""
+        starts = [i.split(".")[0] for i in self.node(namespace).inputs if i.endswith(".model")]
+        return starts[0] if starts else None
+
+    def reads_target(self, namespace: str) -> bool:
+        return any(i.startswith("target_") for i in self.node(namespace).inputs)
+
+    # -------------------------------------------------------------- folders
+    def data_root(self, regime: Regime) -> Path:
+        return self.out / "data" / f"{regime.name}-{digest(self.generator(regime))}"
+
+    def generator(self, regime: Regime) -> dict:
+        return {**self.params["synthesis"]["generator"], "seed": self.plan.data_seed, **regime.generator}
+
+    def scope(self, namespace: str, seed: int, regime: Regime, knobs: Mapping[str, Any] | None = None) -> Path:
+        """The folder of one trained model: a hash of its parameters, its start's folder and its data."""
+        knobs = self.knobs(namespace, regime) if knobs is None else knobs
+        start = self.start_of(namespace)
+        made_of = [
+            self.block(namespace, seed, knobs),
+            self.params["model"] if start is None else str(self.scope(start, seed, regime)),
+            self.generator(regime) if self.reads_target(namespace) else self.params["synthesis"]["generator"],
+        ]
+        where = f"s{seed}" if not self.reads_target(namespace) and start is None else f"s{seed}/{regime.name}"
+        return self.out / "runs" / where / namespace / digest(*made_of)
+
+    def knobs(self, namespace: str, regime: Regime) -> dict:
+        """The grid entry chosen on dev for this regime (none without a grid)."""
+        if namespace not in self.plan.grids:
+            return {}
+        return self.select(namespace, regime)
+
+    def catalog(
+        self,
+        pipeline: Pipeline,
+        regime: Regime,
+        seed: int,
+        params: Mapping[str, Any],
+        roots: Mapping[str, Path] | None = None,
+        outputs_root: Path | None = None,
+    ):
+        """A catalog of the project's entries for ``pipeline``'s datasets, each rooted in its own folder.
+
+        ``roots`` gives the folder of a namespace's datasets (the one being trained, with its knobs); other
+        namespaces' datasets are in their chosen scope, shared data in the regime's data folder, and
+        ``outputs_root`` (when given) takes every output of the pipeline.
+        """
+        from kedro.io import DataCatalog
+
+        roots = dict(roots or {})
+        config = {}
+        for name in pipeline.datasets():
+            if name.startswith("params:") or name == "parameters":
+                continue
+            namespace = name.split(".")[0] if "." in name else None
+            if outputs_root is not None and name in pipeline.all_outputs():
+                root = outputs_root
+            elif namespace is None:
+                root = self.data_root(regime)
+            else:
+                root = roots.get(namespace) or self.scope(namespace, seed, regime)
+            config[name] = _rooted(self.resolver.resolve_pattern(name), root)
+        catalog = DataCatalog.from_config(config)
+        for name in pipeline.datasets():
+            if name.startswith("params:"):
+                catalog[name] = _lookup(params, name.removeprefix("params:"))
+        return catalog
+
+    # -------------------------------------------------------------- running
+    def run(self, pipeline, catalog) -> None:
+        from kedro.runner import SequentialRunner
+
+        SequentialRunner().run(pipeline, catalog)
+
+    def prepare_data(self, regime: Regime) -> None:
+        """Generate, ingest and remap the regime's data with the data pipelines (once per generator setting)."""
+        root = self.data_root(regime)
+        if (root / "done").is_file():
+            return
+        logger.info("data for regime %s -> %s", regime.name, root)
+        pipeline = sum((self.pipelines[p] for p in DATA_PIPELINES), Pipeline([]))
+        params = with_changes(self.params, {"synthesis.generator": self.generator(regime)})
+        self.run(pipeline, self.catalog(pipeline, regime, self.plan.selection_seed, params))
+        (root / "done").write_text("data pipelines finished\n")
+
+    def train(self, namespace: str, seed: int, regime: Regime, knobs: Mapping[str, Any] | None = None) -> Path:
+        """Train ``namespace`` (and, first, what it starts from) unless its folder already holds the model."""
+        import mlflow
+
+        knobs = self.knobs(namespace, regime) if knobs is None else dict(knobs)
+        scope = self.scope(namespace, seed, regime, knobs)
+        if (scope / "done").is_file():
+            return scope
+        start = self.start_of(namespace)
+        if start is not None:
+            self.train(start, seed, regime)
+        block = with_changes(self.block(namespace, seed, knobs), {"engine.progress": not self.quiet})
+        params = with_changes(self.params, {self.block_key(namespace): block})
+        pipeline = Pipeline([self.node(namespace)])
+        catalog = self.catalog(pipeline, regime, seed, params, {namespace: scope})
+        began = time.perf_counter()
+        with mlflow.start_run(run_name=f"{namespace} {regime.name} s{seed}"):
+            mlflow.log_params({"namespace": namespace, "seed": seed, "regime": regime.name, "scope": scope.name,
+                               **{f"knob.{k}": v for k, v in knobs.items()}})
+            self.run(pipeline, catalog)
+        (scope / "done").write_text(json.dumps({"namespace": namespace, "seed": seed, "regime": regime.name,
+                                                "knobs": knobs, "seconds": time.perf_counter() - began}))
+        logger.info("trained %s (%s, seed %d) in %.0f s -> %s", namespace, regime.name, seed,
+                    time.perf_counter() - began, scope)
+        return scope
+
+    def evaluate(self, namespace: str, seed: int, regime: Regime, split: str, knobs: Mapping[str, Any] | None = None) -> dict:
+        """The namespace's evaluation nodes on ``split`` (metrics kept beside the model, exports off)."""
+        scope = self.train(namespace, seed, regime, knobs)
+        root = scope / f"eval_{split}"
+        metrics_file = root / "metrics.json"
+        if not metrics_file.is_file():
+            nodes = [n for n in self.evaluation.only_nodes_with_namespaces([namespace]).nodes
+                     if n.name.endswith(EVALUATION_NODES)]
+            pipeline = Pipeline(nodes)
+            evaluation = {**self.params["evaluation"], "split": split, "export": {"enabled": False}}
+            params = with_changes(self.params, {"evaluation": evaluation})
+            catalog = self.catalog(pipeline, regime, seed, params, {namespace: scope}, outputs_root=root)
+            self.run(pipeline, catalog)
+            metrics_file.write_text(json.dumps(catalog.load(f"{namespace}.metrics")))
+        return json.loads(metrics_file.read_text())
+
+    def select(self, namespace: str, regime: Regime) -> dict:
+        """The grid entry of ``namespace`` with the best ``dev`` mIoU on the selection seed, in this regime."""
+        chosen = self.selection.setdefault(regime.name, {}).get(namespace)
+        if chosen is not None:
+            return chosen["chosen"]
+        entries = self.plan.grids[namespace]
+        scores = []
+        for entry in entries:
+            metrics = self.evaluate(namespace, self.plan.selection_seed, regime, self.plan.selection_split, entry)
+            scores.append(_miou(metrics, self.params))
+            logger.info("selection %s %s %s: %s mIoU %.2f", regime.name, namespace, entry, self.plan.selection_split, scores[-1])
+        best = max(range(len(entries)), key=scores.__getitem__)
+        self.selection[regime.name][namespace] = {
+            "grid": entries, f"{self.plan.selection_split}_miou": scores, "chosen": entries[best],
+            "seed": self.plan.selection_seed, "split": self.plan.selection_split,
+        }
+        (self.out / "selection.json").write_text(json.dumps(self.selection, indent=2))
+        return entries[best]
+
+    def study(self) -> None:
+        started = time.perf_counter()
+        for regime in self.plan.regimes:
+            self.prepare_data(regime)
+        for regime in self.plan.regimes:
+            for namespace in regime.namespaces:
+                if namespace in self.plan.grids:
+                    self.select(namespace, regime)
+        for seed in sorted({s for r in self.plan.regimes for s in r.seeds}):
+            for regime in self.plan.regimes:
+                if seed not in regime.seeds:
+                    continue
+                for namespace in regime.namespaces:
+                    for split in ("dev", "val"):
+                        self.record(namespace, seed, regime, split, self.evaluate(namespace, seed, regime, split))
+                    logger.info("done %s %s s%d (%.0f min so far)", namespace, regime.name, seed,
+                                (time.perf_counter() - started) / 60)
+
+    def record(self, namespace: str, seed: int, regime: Regime, split: str, metrics: Mapping) -> None:
+        scores = metrics["protocols"][str(self.params["model"]["num_classes"])]
+        self.rows = [r for r in self.rows if (r["seed"], r["regime"], r["method"], r["split"]) != (seed, regime.name, namespace, split)]
+        self.rows.append(
+            {"seed": seed, "regime": regime.name, "method": namespace, "split": split,
+             "knobs": json.dumps(self.knobs(namespace, regime), sort_keys=True),
+             "miou": round(scores["miou"], 3), "pixel_accuracy": round(scores["pixel_accuracy"], 3)}
+            | {f"iou.{k}": v for k, v in scores["iou"].items()}
+        )
+        pd.DataFrame(self.rows).to_csv(self.out / "results.csv", index=False)
 
 
-def adaptation_block(params: dict, method: str, lam: float | None) -> dict:
-    """Parameters of one study method, built from the project's namespaces (same engine for all)."""
-    base = {
-        "source_only": "source_only",
-        "lambda0_control": "adaptsegnet_multi",
-        "adaptsegnet_single": "adaptsegnet_single",
-        "adaptsegnet_multi": "adaptsegnet_multi",
-    }[method]
-    block = copy.deepcopy(params[base]["adaptation"])
-    if method == "lambda0_control":
-        block["step"] = {**block["step"], "lambda_adv_main": 0.0, "lambda_adv_aux": 0.0}
-        block["train_aux_discriminator"] = True  # target batches pass through exactly as during adaptation
-    elif method == "adaptsegnet_multi" and lam is not None:
-        block["step"] = {**block["step"], "lambda_adv_main": lam, "lambda_adv_aux": lam / 5}
-    elif method == "adaptsegnet_single" and lam is not None:
-        block["step"] = {**block["step"], "lambda_adv_main": lam}
-    return block
+def _miou(metrics: Mapping, params: Mapping) -> float:
+    return float(metrics["protocols"][str(params["model"]["num_classes"])]["miou"])
 
 
+def _lookup(params: Mapping, dotted: str) -> Any:
+    value: Any = params
+    for key in dotted.split("."):
+        value = value[key]
+    return value
+
+
+def _rooted(config: Any, root: Path) -> Any:
+    """A catalog entry's config with every ``data/...`` path moved under ``root``."""
+    if isinstance(config, dict):
+        return {k: _rooted(v, root) for k, v in config.items()}
+    if isinstance(config, str) and config.startswith("data/"):
+        return str(root / config.removeprefix("data/"))
+    return config
+
+
+# ---------------------------------------------------------------------------------------------- entry point
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--env", default=None, help="Kedro config environment (default: local over base)")
-    parser.add_argument("--seeds", type=int, nargs="*")
-    parser.add_argument("--layout-shifts", nargs="*")
+    parser.add_argument("--seeds", type=int, nargs="*", help="these seeds in every regime")
+    parser.add_argument("--regimes", nargs="*", help="a subset of study.regimes")
+    parser.add_argument("--namespaces", nargs="*", help="these namespaces in every regime")
     parser.add_argument("--pretrain-steps", type=int, help="override source pretraining (and oracle) steps")
-    parser.add_argument("--adapt-steps", type=int, help="override adaptation steps")
-    parser.add_argument("--lambda", dest="lam", type=float, help="skip the λ search and use this λ_adv main")
-    parser.add_argument("--methods", nargs="*", help="a subset of study.methods")
+    parser.add_argument("--adapt-steps", type=int, help="override the steps of every adaptation namespace")
+    parser.add_argument("--no-selection", action="store_true", help="use the parameters' knobs, no dev grid")
     parser.add_argument(
         "--set", dest="overrides", nargs="*", default=[], metavar="KEY=VALUE",
-        help="override parameters as kedro --params does, e.g. adaptsegnet_multi.adaptation.discriminator.ndf=64",
+        help="override parameters as kedro --params does, e.g. adaptsegnet_multi.adaptation.method_config.ndf=64",
     )
     parser.add_argument("--out", default="data/08_reporting/study")
-    parser.add_argument("--resume", action="store_true", help="keep finished rows of results.csv and skip them")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
-    parser.add_argument(
-        "--summarise-only", action="store_true", help="summarise --out's results.csv; train and evaluate nothing"
-    )
+    parser.add_argument("--summarise-only", action="store_true", help="summarise --out's results.csv; train nothing")
     args = parser.parse_args(argv)
     recorded_argv = sys.argv[1:] if argv is None else argv
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
 
-    params = with_overrides(load_parameters(args.env), args.overrides)
+    params, catalog_config = load_parameters(args.env)
+    params = with_overrides(params, args.overrides)
     settings = params["study"]
-    if args.methods:
-        settings["methods"] = args.methods
-    seeds = args.seeds or settings["seeds"]
-    args.pretrain_steps = args.pretrain_steps or settings.get("pretrain_steps")
-    args.adapt_steps = args.adapt_steps or settings.get("adapt_steps")
-    shifts = args.layout_shifts or settings["layout_shifts"]
     out = Path(args.out)
     if args.summarise_only:
         results = out / "results.csv"
         if not results.exists():
             raise SystemExit(f"--summarise-only: {results} does not exist (nothing to summarise)")
-        rows = pd.read_csv(results)
-        lams = sorted(float(x) for x in rows.loc[rows["method"].str.startswith("adaptsegnet"), "lambda_adv_main"].unique())
-        write_summary(rows, out, {"argv": recorded_argv, "lambda_adv_main": lams, "study": settings})
+        write_summary(pd.read_csv(results), out, settings, {"argv": recorded_argv, "study": settings})
         return
+    plan = Plan.from_settings(settings, args)
     out.mkdir(parents=True, exist_ok=True)
-    study = Study(params, args, out)
-    started = time.perf_counter()
-
     import mlflow
 
     mlflow.set_tracking_uri(os.environ.get("MLFLOW_TRACKING_URI", "sqlite:///mlflow.db"))
     mlflow.set_experiment(settings["name"])
-
-    data: dict[str, dict] = {}
-    for shift in shifts:
-        data[shift] = prepare_domain_data(out / "data" / shift, params, shift, settings["data_seed"], with_source=shift == shifts[0])
-    source = data[shifts[0]]["source"]
-    pretrain = params["source_pretraining"]["training"]
-    oracle_block = params["oracle"]["training"]
-
-    pretrained: dict[int, dict] = {}
-
-    def pretrained_for(seed: int) -> dict:
-        """The seed's source-pretrained model; with --resume, the packed model a previous run saved."""
-        cache = out / "runs" / f"source_pretraining_s{seed}" / "model.pt"
-        if seed not in pretrained and args.resume and cache.exists():
-            cached = load_checkpoint(cache)
-            if cached.get("step") == args.pretrain_steps:
-                pretrained[seed] = cached
-            else:  # a cache from another budget is not this study's checkpoint
-                logger.warning("%s has %s pretraining steps, the study asks %d: training again", cache, cached.get("step"), args.pretrain_steps)
-        if seed not in pretrained:
-            block = study.engine(pretrain, seed, args.pretrain_steps, f"source_pretraining_s{seed}")
-            with mlflow.start_run(run_name=f"source_pretraining s{seed}"):
-                pretrained[seed] = train_supervised(*source, params["model"], block)[0]
-            save_checkpoint(cache, pretrained[seed])
-        return pretrained[seed]
-
-    # λ on dev: one seed, the shared-layout regime, the multi-level method; the single-level method uses the same λ.
-    lam = args.lam
-    if lam is None:
-        sel = settings["lambda_selection"]
-        target = data.get(sel["layout_shift"], data[shifts[0]])["target"]
-        scores = {}
-        for candidate in settings["lambda_grid"]:
-            name = f"lambda_search_{candidate:g}"
-            block = study.engine(adaptation_block(params, "adaptsegnet_multi", candidate), sel["seed"], args.adapt_steps, name)
-            start = pretrained_for(sel["seed"])
-            with mlflow.start_run(run_name=name):
-                model = adapt_to_target(start, *source, target[0], block)[0]
-            scores[candidate] = target_miou(params, model, target, sel["split"])
-            logger.info("λ=%g: dev mIoU %.2f", candidate, scores[candidate])
-        lam = max(scores, key=scores.get)
-        (out / "lambda_selection.json").write_text(json.dumps({"dev_miou": scores, "chosen": lam, **sel}, indent=2))
-        logger.info("chosen λ_adv main = %g on %s", lam, sel["split"])
-
-    def plan(shift: str) -> tuple[list[int], list[str]]:
-        """Seeds and methods of one regime: the layout-shifted regimes may run fewer (``shifted_regimes``),
-        unless --seeds / --methods name them for every regime."""
-        shifted = settings.get("shifted_regimes") or {}
-        if shift == "none" or not shifted:
-            return seeds, settings["methods"]
-        return (seeds if args.seeds else shifted.get("seeds", seeds)), (
-            settings["methods"] if args.methods else shifted.get("methods", settings["methods"])
-        )
-
-    for seed in seeds:
-        for shift in shifts:
-            regime_seeds, methods = plan(shift)
-            if seed not in regime_seeds:
-                continue
-            target = data[shift]["target"]
-            source_only = None
-            for method in methods:
-                key = {"seed": seed, "layout_shift": shift, "method": method}
-                lam_used = lam if method.startswith("adaptsegnet") else 0.0
-                if study.done(**key, lambda_adv_main=lam_used):  # a resumed row counts only at this λ
-                    continue
-                name = f"{method}_{shift}_s{seed}"
-                start = pretrained_for(seed) if method != "oracle" else None  # only when a row is missing
-                with mlflow.start_run(run_name=name):
-                    mlflow.log_params({"seed": seed, "layout_shift": shift, "method": method, "lambda_adv_main": lam})
-                    if method == "oracle":
-                        model = train_supervised(*target, params["model"], study.engine(oracle_block, seed, args.pretrain_steps, name))[0]
-                    elif method == "oracle_finetune":  # target labels, from the same checkpoint for the same steps
-                        block = study.engine(params["oracle_finetune"]["training"], seed, args.adapt_steps, name)
-                        model = finetune_supervised(start, *target, block)[0]
-                    elif method == "adabn":  # AdaBN on the source-only model of the same total steps
-                        if source_only is None:
-                            block = study.engine(adaptation_block(params, "source_only", None), seed, args.adapt_steps, f"source_only_{shift}_s{seed}")
-                            source_only = adapt_to_target(start, *source, target[0], block)[0]
-                        block = _with(adaptation_block(params, "source_only", None), method="adabn", name=name)
-                        model = adapt_to_target(source_only, *source, target[0], block)[0]
-                    else:
-                        block = study.engine(adaptation_block(params, method, lam), seed, args.adapt_steps, name)
-                        model = adapt_to_target(start, *source, target[0], block)[0]
-                        if method == "source_only":
-                            source_only = model
-                study.evaluate(model, target, **key, lambda_adv_main=lam_used)
-                logger.info("done %s (%.0f min so far)", name, (time.perf_counter() - started) / 60)
-
-    write_summary(pd.DataFrame(study.rows), out, {"argv": recorded_argv, "lambda_adv_main": lam, "study": settings})
+    study = Study(params, catalog_config, plan, out, args.quiet)
+    if (out / "selection.json").is_file():
+        study.selection = json.loads((out / "selection.json").read_text())
+    started = time.perf_counter()
+    study.study()
+    write_summary(pd.DataFrame(study.rows), out, settings,
+                  {"argv": recorded_argv, "study": settings, "selection": study.selection,
+                   "minutes": round((time.perf_counter() - started) / 60, 1)})
     print(f"wrote {out}/results.csv, summary.md, summary.json, summary.png in {(time.perf_counter() - started) / 60:.1f} min")
 
 
-def write_summary(rows: pd.DataFrame, out: Path, settings: dict) -> None:
+def write_summary(rows: pd.DataFrame, out: Path, settings: Mapping, recorded: Mapping) -> None:
     """summary.md / .json / .png and settings.json of the study's ``val`` rows, beside results.csv."""
-    summary = summarise_study(rows, split="val")
+    from adaptseg.reporting.study_summary import summarise_study
+
+    summary = summarise_study(
+        rows, split="val", order=settings["namespaces"], baselines=settings.get("baselines", ["source_only"]),
+        comparisons=settings.get("comparisons", []),
+    )
+    out.mkdir(parents=True, exist_ok=True)
     (out / "summary.json").write_text(json.dumps(summary["json"], indent=2))
     (out / "summary.md").write_text(summary["markdown"])
-    (out / "settings.json").write_text(json.dumps(settings, indent=2))
+    (out / "settings.json").write_text(json.dumps(recorded, indent=2, default=str))
     summary["figure"].savefig(out / "summary.png", dpi=110, bbox_inches="tight")
     print(summary["markdown"])
 

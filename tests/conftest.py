@@ -16,6 +16,9 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
+#: Tiny segmenters, discriminators and datasets for the engine and method tests.
+pytest_plugins = ["tests.tiny_models"]
+
 
 @pytest.fixture(autouse=True)
 def _temporary_mlflow(tmp_path_factory, monkeypatch):

@@ -6,7 +6,7 @@ from kedro.framework.project import pipelines
 from kedro.framework.session import KedroSession
 from kedro.framework.startup import bootstrap_project
 
-from adaptseg.pipelines.evaluation.pipeline import MODELS
+from adaptseg.pipelines.evaluation.pipeline import DEFAULT_MODELS as MODELS
 
 TINY = {
     "synthesis": {
@@ -30,7 +30,7 @@ TINY_TRAINING = {
     },
     **{
         method: {"adaptation": {"input_size": {"source": [96, 54], "target": [96, 48]}, "engine": _TINY_ENGINE}}
-        for method in ("source_only", "adaptsegnet_single", "adaptsegnet_multi")
+        for method in ("source_only", "adabn", "adaptsegnet_single", "adaptsegnet_multi")
     },
     "evaluation": {"input_size": [96, 48], "batch_size": 2},
 }

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from adaptseg.pipelines.evaluation.pipeline import MODELS
+from adaptseg.pipelines.evaluation.pipeline import DEFAULT_MODELS as MODELS
 from tests.conftest import PROJECT_ROOT
 
 CHROMIUM = Path("/usr/bin/chromium")

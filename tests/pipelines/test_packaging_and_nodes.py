@@ -6,6 +6,7 @@ import pytest
 import torch
 from PIL import Image
 
+from adaptseg.io import RunFolder
 from adaptseg.models.packaging import build_from_spec, pack_model, unpack_segmenter
 from adaptseg.pipelines.adaptation.nodes import adapt_to_target
 from adaptseg.pipelines.evaluation.nodes import evaluate_on_target
@@ -40,49 +41,60 @@ def test_pack_and_unpack_round_trip():
         unpack_segmenter({"format": "other"})
 
 
-def test_pretrain_adapt_and_evaluate_nodes(tiny_domains):
+def test_pretrain_adapt_and_evaluate_nodes(tiny_domains, tmp_path):
     source, target = tiny_domains["source"], tiny_domains["target"]
     training = {"name": "pre", "split": "train", "input_size": [64, 40], "bn_mode": "train", "engine": ENGINE}
-    pretrained, history = train_supervised(*source, SPEC, training)
+    pretrained, history = train_supervised(*source, SPEC, RunFolder(tmp_path / "pre"), training)
     assert pretrained["step"] == 2 and "loss_seg" in history
+    assert (tmp_path / "pre" / "last.pt").is_file()  # the run folder the catalog gives
     adaptation = {
         "name": "multi",
         "method": "adaptsegnet",
         "bn_mode": "frozen",
         "input_size": {"source": [64, 40], "target": [64, 40]},
         "engine": ENGINE,
-        "step": {"lambda_seg": 0.1, "lambda_adv_main": 0.1, "lambda_adv_aux": 0.02},
+        "method_config": {"lambda_seg": 0.1, "lambda_adv_main": 0.1, "lambda_adv_aux": 0.02, "ndf": 8},
     }
-    adapted, history = adapt_to_target(pretrained, *source, target[0], adaptation)
-    assert set(adapted["discriminators"]) == {"discriminator_main", "discriminator_aux"}
+    adapted, history = adapt_to_target(pretrained, *source, target[0], RunFolder(tmp_path / "multi"), adaptation)
+    assert set(adapted["extra_models"]) == {"discriminator_main", "discriminator_aux"}
+    assert adapted["method_module"] == "adaptsegnet" and adapted["run_id"] and adapted["start_step"] == 2
     assert all(np.isfinite(v["value"]) for series in history.values() for v in series)
     before, after = unpack_segmenter(pretrained), unpack_segmenter(adapted)
     assert not torch.equal(before.classifier.branches[0].weight, after.classifier.branches[0].weight)
     # frozen BatchNorm: adaptation leaves the pretrained statistics alone
     assert torch.equal(before.backbone.bn1.running_mean, after.backbone.bn1.running_mean)
-    adabn, _ = adapt_to_target(pretrained, *source, target[0], {**adaptation, "method": "adabn", "name": "adabn"})
+    adabn_params = {**adaptation, "method": "adabn", "name": "adabn", "method_config": {}}
+    adabn, _ = adapt_to_target(pretrained, *source, target[0], RunFolder(tmp_path / "adabn"), adabn_params)
     assert not torch.equal(unpack_segmenter(adabn).backbone.bn1.running_mean, before.backbone.bn1.running_mean)
     metrics = evaluate_on_target(adapted, *target, {"split": "val", "input_size": [64, 40], "protocols": [19, 16, 13]})
     assert metrics["images"] == 2 and set(metrics["protocols"]) == {"19", "16", "13"}
     assert np.asarray(metrics["confusion_matrix"]).sum() == 2 * 40 * 64
 
 
-def test_oracle_finetune_starts_from_the_given_model_and_trains_on_target_labels(tiny_domains):
+def test_oracle_finetune_starts_from_the_given_model_and_trains_on_target_labels(tiny_domains, tmp_path):
     source, target = tiny_domains["source"], tiny_domains["target"]
     training = {"name": "pre", "split": "train", "input_size": [64, 40], "bn_mode": "train", "engine": ENGINE}
-    pretrained, _ = train_supervised(*source, SPEC, training)
+    pretrained, _ = train_supervised(*source, SPEC, RunFolder(tmp_path / "pre"), training)
     # a vanishing learning rate: the weights stay the pretrained ones, the statistics follow the target
     still = {**training, "name": "oracle_finetune", "engine": {**ENGINE, "lr": 1e-12}}
-    finetuned, history = finetune_supervised(pretrained, *target, still)
+    finetuned, history = finetune_supervised(pretrained, *target, RunFolder(tmp_path / "ft"), still)
     assert finetuned["trained_on"] == {"domain": "target", "split": "train"}
-    assert finetuned["pretrained_step"] == 2 and finetuned["step"] == 2 and "loss_seg" in history
+    assert finetuned["start_step"] == 2 and finetuned["step"] == 2 and "loss_seg" in history
     before, after = unpack_segmenter(pretrained), unpack_segmenter(finetuned)
     assert torch.allclose(before.classifier.branches[0].weight, after.classifier.branches[0].weight, atol=1e-9)
     assert not torch.equal(before.backbone.bn1.running_mean, after.backbone.bn1.running_mean)
-    moved, _ = finetune_supervised(pretrained, *target, {**training, "name": "oracle_finetune"})
+    moved, _ = finetune_supervised(pretrained, *target, RunFolder(tmp_path / "ft2"), {**training, "name": "oracle_finetune"})
     assert not torch.equal(before.classifier.branches[0].weight, unpack_segmenter(moved).classifier.branches[0].weight)
 
 
-def test_unknown_method_is_named(tiny_domains):
+def test_unknown_method_missing_start_and_stray_checkpoint_dir_are_named(tiny_domains, tmp_path):
+    run = RunFolder(tmp_path / "x")
     with pytest.raises(ValueError, match="mixup"):
-        adapt_to_target({}, *tiny_domains["source"], tiny_domains["target"][0], {"name": "x", "method": "mixup"})
+        adapt_to_target({}, *tiny_domains["source"], tiny_domains["target"][0], run, {"name": "x", "method": "mixup"})
+    with pytest.raises(ValueError, match="starting model has not been trained"):
+        adapt_to_target(None, *tiny_domains["source"], tiny_domains["target"][0], run, {"name": "x", "method": "adabn"})
+    params = {"name": "x", "method": "source_only", "bn_mode": "frozen", "engine": {"checkpoint_dir": "elsewhere"},
+              "input_size": {"source": [64, 40], "target": [64, 40]}}
+    start = pack_model(build_from_spec(SPEC), SPEC, method="pre")
+    with pytest.raises(ValueError, match="catalog entry"):
+        adapt_to_target(start, *tiny_domains["source"], tiny_domains["target"][0], run, params)

@@ -39,9 +39,24 @@ def test_regimes_may_have_fewer_seeds_and_methods():
         for s in (1, 2)
         for m, base in (("source_only", 28), ("adaptsegnet_multi", 31))
     ]
-    summary = summarise_study(pd.DataFrame(rows))
+    summary = summarise_study(pd.DataFrame(rows), order=["source_only", "lambda0_control", "adaptsegnet_multi"])
     mild = summary["json"]["regimes"]["mild"]
     assert mild["methods"]["lambda0_control"]["n"] == 0
     assert "adaptsegnet_multi - lambda0_control" not in mild["paired"]
     assert mild["paired"]["adaptsegnet_multi - source_only"]["n"] == 2
     assert "| none | 3 |" in summary["markdown"] and "| mild | 2 | 29.5 ± 0.7 | – | 32.5 ± 0.7 |" in summary["markdown"]
+
+
+def test_gap_closed_and_every_method_against_each_baseline():
+    rows = [
+        {"seed": s, "regime": "fog", "method": m, "split": "val", "miou": base + s * k}
+        for s in (1, 2, 3)
+        for m, base, k in (("source_only", 40, 1), ("adaptsegnet_multi", 45, 1.5), ("dacs", 48, 1), ("oracle_finetune", 50, 1))
+    ]
+    summary = summarise_study(pd.DataFrame(rows), baselines=["source_only", "adaptsegnet_multi"],
+                              comparisons=[["dacs", "oracle_finetune"]])
+    fog = summary["json"]["regimes"]["fog"]
+    assert fog["gap_closed"]["dacs"] == pytest.approx(0.8) and fog["gap_closed"]["source_only"] == 0
+    assert {"dacs - source_only", "dacs - adaptsegnet_multi", "adaptsegnet_multi - source_only",
+            "dacs - oracle_finetune"} <= set(fog["paired"])
+    assert "| fog | dacs - source_only | 3 | +8.0 * |" in summary["markdown"]

@@ -1,20 +1,27 @@
+from types import SimpleNamespace
+
 import pytest
 import torch
 
 import adaptseg.training.precision as precision_module
+from adaptseg.methods import adaptsegnet
 from adaptseg.training import (
     EngineConfig,
     NonFiniteLossError,
-    StepConfig,
     StreamSampler,
-    adaptsegnet_step,
-    resolve_precision,
     epoch_permutation,
     load_checkpoint,
+    resolve_precision,
     train,
 )
 
-STEP = StepConfig(lambda_seg=0.1, lambda_adv_main=0.01, lambda_adv_aux=0.002)
+STEP = adaptsegnet.Config(lambda_seg=0.1, lambda_adv_main=0.01, lambda_adv_aux=0.002)
+
+
+def with_step(step):
+    """AdaptSegNet with another per-iteration step (a spy or a saboteur)."""
+    return SimpleNamespace(**{k: getattr(adaptsegnet, k) for k in ("Config", "TARGET_BATCHES", "CURVES", "build_models")},
+                           step=step, __name__="adaptsegnet_variant")
 
 
 def _config(tmp_path, **overrides):
@@ -32,7 +39,7 @@ def _datasets(dataset_factory):
 
 def _run(model_factory, dataset_factory, config, **kwargs):
     source, target = _datasets(dataset_factory)
-    return train("adaptsegnet", model_factory(), source, config, target_dataset=target, step_config=STEP, **kwargs)
+    return train("adaptsegnet", model_factory(), source, config, target_dataset=target, method_config=STEP, **kwargs)
 
 
 def test_stop_and_resume_gives_the_same_weights_as_a_straight_run(tmp_path, model_factory, dataset_factory):
@@ -51,17 +58,17 @@ def test_stop_and_resume_gives_the_same_weights_as_a_straight_run(tmp_path, mode
 
 def test_non_finite_loss_raises_and_keeps_the_last_good_checkpoint(tmp_path, model_factory, dataset_factory):
     def diverging_step(models, batch, config, amp=None):
-        metrics = adaptsegnet_step(models, batch, config, amp)
+        metrics = adaptsegnet.step(models, batch, config, amp)
         diverging_step.calls += 1
         if diverging_step.calls == 3:
-            metrics["loss_adv_main"] = float("nan")
+            metrics["loss_adv_main"] = torch.tensor(float("nan"))
         return metrics
 
     diverging_step.calls = 0
     source, target = _datasets(dataset_factory)
     last = tmp_path / "last.pt"
     with pytest.raises(NonFiniteLossError, match="loss_adv_main") as caught:
-        train(diverging_step, model_factory(), source, _config(tmp_path), target_dataset=target, step_config=STEP)
+        train(with_step(diverging_step), model_factory(), source, _config(tmp_path), target_dataset=target, method_config=STEP)
     error = caught.value
     assert error.step == 3 and error.checkpoint_path == last
     assert str(last) in str(error)
@@ -73,12 +80,12 @@ def test_target_labels_never_reach_the_step_and_streams_are_deterministic(tmp_pa
 
     def spy_step(models, batch, config, amp=None):
         seen.append((list(batch["source"]["name"]), list(batch["target"]["name"]), set(batch["target"])))
-        return adaptsegnet_step(models, batch, config, amp)
+        return adaptsegnet.step(models, batch, config, amp)
 
     source = dataset_factory(5, seed=10)
     labelled_target = dataset_factory(3, labelled=True, seed=20)
     config = _config(tmp_path, checkpoint_dir=None, stop_step=4, batch_size=2)
-    train(spy_step, model_factory(), source, config, target_dataset=labelled_target, step_config=STEP)
+    train(with_step(spy_step), model_factory(), source, config, target_dataset=labelled_target, method_config=STEP)
     assert all("label" not in keys for _, _, keys in seen)
     # Each epoch visits every source sample once; batches run across epoch boundaries.
     source_names = [name for names, _, _ in seen for name in names]
@@ -162,3 +169,18 @@ def test_forced_bf16_on_a_cpu_without_native_bf16_warns(monkeypatch, caplog):
     with caplog.at_level("WARNING", logger=precision_module.__name__):
         resolve_precision("bf16", cpu)
     assert caplog.text == ""
+
+
+def test_resume_refuses_a_run_that_started_from_other_weights_or_knobs(tmp_path, model_factory, dataset_factory):
+    _run(model_factory, dataset_factory, _config(tmp_path, stop_step=2))
+    source, target = _datasets(dataset_factory)
+    other_start = model_factory(seed=7)  # "the pretrained model changed"
+    with pytest.raises(ValueError, match="starting weights"):
+        train("adaptsegnet", other_start, source, _config(tmp_path, resume=True), target_dataset=target, method_config=STEP)
+    other_knobs = adaptsegnet.Config(lambda_seg=0.1, lambda_adv_main=0.5, lambda_adv_aux=0.002)
+    with pytest.raises(ValueError, match="lambda_adv_main"):
+        train("adaptsegnet", model_factory(), source, _config(tmp_path, resume=True), target_dataset=target,
+              method_config=other_knobs)
+    resumed = _run(model_factory, dataset_factory, _config(tmp_path, resume=True))
+    assert resumed.start_step == 2 and resumed.last_step == 5
+    assert load_checkpoint(tmp_path / "last.pt")["run_id"] == resumed.run_id

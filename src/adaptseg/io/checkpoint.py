@@ -13,19 +13,30 @@ from typing import Any
 import fsspec
 from kedro.io.core import AbstractVersionedDataset, DatasetError, Version, get_filepath_str, get_protocol_and_path
 
+from adaptseg.io.optional import check_missing
 from adaptseg.training.checkpoint import load_checkpoint, save_checkpoint
 
 
 class TorchCheckpointDataset(AbstractVersionedDataset[dict, dict]):
-    """A checkpoint dict saved with ``torch.save`` (atomically) and loaded with ``weights_only=True``."""
+    """A checkpoint dict saved with ``torch.save`` (atomically) and loaded with ``weights_only=True``.
 
-    def __init__(self, filepath: str, version: Version | None = None, metadata: dict[str, Any] | None = None) -> None:
+    ``missing: none`` loads ``None`` where no checkpoint was saved yet (see ``adaptseg.io.optional``).
+    """
+
+    def __init__(
+        self,
+        filepath: str,
+        version: Version | None = None,
+        metadata: dict[str, Any] | None = None,
+        missing: str = "error",
+    ) -> None:
         protocol, path = get_protocol_and_path(filepath, version)
         if protocol != "file":
             raise DatasetError(f"TorchCheckpointDataset writes local files only, got {filepath!r}.")
         self._protocol = protocol
         self._fs = fsspec.filesystem(protocol)
         self.metadata = metadata
+        self._missing_as_none = check_missing(missing, f"TorchCheckpointDataset({filepath})")
         super().__init__(
             filepath=PurePosixPath(path), version=version, exists_function=self._fs.exists, glob_function=self._fs.glob
         )
@@ -33,7 +44,9 @@ class TorchCheckpointDataset(AbstractVersionedDataset[dict, dict]):
     def _describe(self) -> dict[str, Any]:
         return {"filepath": str(self._filepath), "version": self._version}
 
-    def load(self) -> dict:
+    def load(self) -> dict | None:
+        if self._missing_as_none and not self.exists():
+            return None
         return load_checkpoint(get_filepath_str(self._get_load_path(), self._protocol))
 
     def save(self, data: dict) -> None:

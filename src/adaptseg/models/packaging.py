@@ -12,7 +12,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from adaptseg.models import FCDiscriminator, build_segmenter
+from adaptseg.models import build_segmenter
 from adaptseg.models.deeplab_v2 import DeepLabV2
 from adaptseg.models.weights import load_imagenet_backbone
 
@@ -34,15 +34,19 @@ def pack_model(
     segmenter: nn.Module,
     spec: Mapping[str, Any],
     *,
-    discriminators: Mapping[str, nn.Module] | None = None,
+    extra_models: Mapping[str, nn.Module] | None = None,
     **metadata: Any,
 ) -> dict[str, Any]:
-    """The dict a catalog checkpoint holds: weights on the CPU, the spec, and free-form metadata."""
+    """The dict a catalog checkpoint holds: weights on the CPU, the spec, and free-form metadata.
+
+    ``extra_models`` are the method's other trained models (discriminators, an EMA teacher), kept beside the
+    segmenter so that a run can be inspected or continued; evaluation never needs them.
+    """
     return {
         "format": MODEL_FORMAT,
         "spec": {**dict(spec), "init_weights": None},  # the weights below already contain the init
         "segmenter": state_to_cpu(segmenter.state_dict()),
-        "discriminators": {name: state_to_cpu(d.state_dict()) for name, d in (discriminators or {}).items()},
+        "extra_models": {name: state_to_cpu(m.state_dict()) for name, m in (extra_models or {}).items()},
         **metadata,
     }
 
@@ -56,11 +60,6 @@ def unpack_segmenter(model: Mapping[str, Any], **option_overrides: Any) -> DeepL
     segmenter = build_from_spec(spec)
     segmenter.load_state_dict(model["segmenter"])
     return segmenter
-
-
-def build_discriminators(num_classes: int, levels: list[str], ndf: int = 64) -> dict[str, FCDiscriminator]:
-    """One FCDiscriminator per adapted output level (``main`` and/or ``aux``)."""
-    return {f"discriminator_{level}": FCDiscriminator(num_classes, ndf=ndf) for level in levels}
 
 
 def state_to_cpu(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -1,4 +1,5 @@
-"""Summaries of a multi-seed study: mean ± std per method and paired differences with 95% intervals.
+"""Summaries of a multi-seed study: mean ± std per method and regime, paired differences with 95% intervals,
+and how much of the gap to the fine-tuned oracle each method closes.
 
 Adversarial training is noisy, so single runs say little; paired differences (same seed, same pretrained
 checkpoint, same data order) remove the variance the methods share.
@@ -7,6 +8,7 @@ checkpoint, same data order) remove the variance the methods share.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import matplotlib
 
@@ -19,19 +21,9 @@ import pandas as pd  # noqa: E402
 T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228,
        12: 2.179, 15: 2.131, 20: 2.086, 30: 2.042}
 
-#: Column order of the tables: baselines, adaptation methods, then the target-supervised upper bounds.
-METHOD_ORDER = ("source_only", "adabn", "lambda0_control", "adaptsegnet_single", "adaptsegnet_multi", "oracle",
-                "oracle_finetune")
-
-#: (method, baseline) pairs whose paired differences the study reports.
-COMPARISONS = (
-    ("adaptsegnet_multi", "source_only"),
-    ("adaptsegnet_multi", "lambda0_control"),
-    ("adaptsegnet_multi", "adabn"),
-    ("adaptsegnet_single", "source_only"),
-    ("adabn", "source_only"),
-    ("lambda0_control", "source_only"),
-)
+#: The method whose gain over source-only is the ceiling of "gap closed".
+UPPER_BOUND = "oracle_finetune"
+SOURCE_ONLY = "source_only"
 
 
 def t95(dof: int) -> float:
@@ -51,40 +43,88 @@ def paired_difference(a: pd.Series, b: pd.Series) -> dict:
     return {"n": n, "mean": mean, "std": std, "ci95": [mean - half, mean + half]}
 
 
-def summarise_study(results: pd.DataFrame, split: str = "val") -> dict:
-    """Tables (markdown, JSON) and a figure of per-method mIoU and paired differences on ``split``."""
-    rows = results[results["split"] == split]
-    order = [m for m in METHOD_ORDER if m in set(rows["method"])]
-    shifts = [s for s in ("none", "mild", "strong") if s in set(rows["layout_shift"])]
-    table = rows.pivot_table(index=["layout_shift", "seed"], columns="method", values="miou")
+def _regime_column(results: pd.DataFrame) -> pd.DataFrame:
+    """Studies before the method zoo called the regime ``layout_shift``."""
+    if "regime" not in results and "layout_shift" in results:
+        results = results.rename(columns={"layout_shift": "regime"})
+    return results
+
+
+def summarise_study(
+    results: pd.DataFrame,
+    split: str = "val",
+    order: Sequence[str] | None = None,
+    baselines: Sequence[str] = (SOURCE_ONLY,),
+    comparisons: Sequence[Sequence[str]] = (),
+) -> dict:
+    """Tables (markdown, JSON) and a figure of per-method mIoU and paired differences on ``split``.
+
+    ``order``: the methods' column order (others follow, sorted); ``baselines``: every method is compared with
+    each of them; ``comparisons``: further ``[method, baseline]`` pairs.
+    """
+    rows = _regime_column(results)
+    rows = rows[rows["split"] == split]
+    present = set(rows["method"])
+    methods = [m for m in (order or []) if m in present] + sorted(present - set(order or []))
+    regimes = list(dict.fromkeys(rows["regime"]))
+    table = rows.pivot_table(index=["regime", "seed"], columns="method", values="miou")
+    pairs: list[tuple[str, str]] = []
+    for a, b in [(m, b) for b in baselines for m in methods if m != b] + [tuple(p) for p in comparisons]:
+        if (a, b) not in pairs and (b, a) not in pairs:
+            pairs.append((a, b))
     summary: dict = {"split": split, "regimes": {}}
-    lines = [f"# Adaptation study (target `{split}` mIoU, mean ± std over paired seeds)", ""]
-    header = "| layout shift | seeds | " + " | ".join(order) + " |"
-    lines += [header, "|---" * (len(order) + 2) + "|"]
-    for shift in shifts:
-        part = table.loc[shift]
+    lines = [f"# Method study (target `{split}` mIoU, mean ± std over paired seeds)", ""]
+    lines += ["| regime | seeds | " + " | ".join(methods) + " |", "|---" * (len(methods) + 2) + "|"]
+    for regime in regimes:
+        part = table.loc[regime]
         stats = {m: {"mean": float(part[m].mean()), "std": float(part[m].std(ddof=1)), "n": int(part[m].count())}
-                 for m in order}
-        summary["regimes"][shift] = {"methods": stats, "paired": {}}
-        cells = [f"{stats[m]['mean']:.1f} ± {stats[m]['std']:.1f}" if stats[m]["n"] else "–" for m in order]
-        lines.append(f"| {shift} | {int(part.notna().any(axis=1).sum())} | " + " | ".join(cells) + " |")
-        for a, b in COMPARISONS:
+                 for m in methods if m in part}
+        paired = {}
+        for a, b in pairs:
             if a in part and b in part and (part[a] - part[b]).count() >= 2:  # a method a regime skipped has no pairs
-                summary["regimes"][shift]["paired"][f"{a} - {b}"] = paired_difference(part[a], part[b])
-    lines += ["", "Paired differences (mean, 95% interval over seeds):", ""]
-    lines += ["| layout shift | comparison | mean | 95% interval |", "|---|---|---|---|"]
-    for shift in shifts:
-        for name, d in summary["regimes"][shift]["paired"].items():
-            lines.append(f"| {shift} | {name} | {d['mean']:+.1f} | [{d['ci95'][0]:+.1f}, {d['ci95'][1]:+.1f}] |")
-    fig, ax = plt.subplots(figsize=(10, 4))
-    width = 0.8 / max(len(shifts), 1)
-    x = np.arange(len(order))
-    for i, shift in enumerate(shifts):
-        stats = summary["regimes"][shift]["methods"]
-        ax.bar(x + i * width, [stats[m]["mean"] for m in order], width, yerr=[stats[m]["std"] for m in order],
-               capsize=3, label=f"layout shift: {shift}")
-    ax.set_xticks(x + 0.4 - width / 2, order, rotation=20, ha="right")
+                paired[f"{a} - {b}"] = paired_difference(part[a], part[b])
+        gap = _gap_closed(stats)
+        summary["regimes"][regime] = {"methods": stats, "paired": paired, "gap_closed": gap}
+        cells = [f"{stats[m]['mean']:.1f} ± {stats[m]['std']:.1f}" if m in stats and stats[m]["n"] else "–"
+                 for m in methods]
+        lines.append(f"| {regime} | {int(part.notna().any(axis=1).sum())} | " + " | ".join(cells) + " |")
+    lines += ["", f"Share of the gap between `{SOURCE_ONLY}` and `{UPPER_BOUND}` each method closes (means):", ""]
+    lines += ["| regime | " + " | ".join(methods) + " |", "|---" * (len(methods) + 1) + "|"]
+    for regime in regimes:
+        gap = summary["regimes"][regime]["gap_closed"]
+        lines.append(f"| {regime} | " + " | ".join(f"{gap[m]:.0%}" if m in gap else "–" for m in methods) + " |")
+    lines += ["", "Paired differences (mean, 95% interval over seeds; * = interval excludes 0):", ""]
+    lines += ["| regime | comparison | seeds | mean | 95% interval |", "|---|---|---|---|---|"]
+    for regime in regimes:
+        for name, d in summary["regimes"][regime]["paired"].items():
+            low, high = d["ci95"]
+            star = " *" if low > 0 or high < 0 else ""
+            lines.append(f"| {regime} | {name} | {d['n']} | {d['mean']:+.1f}{star} | [{low:+.1f}, {high:+.1f}] |")
+    return {"json": summary, "markdown": "\n".join(lines) + "\n", "figure": _figure(summary, methods, regimes, split)}
+
+
+def _gap_closed(stats: dict) -> dict[str, float]:
+    """(method − source-only) / (fine-tuned oracle − source-only) of the means, where both bounds exist."""
+    if SOURCE_ONLY not in stats or UPPER_BOUND not in stats:
+        return {}
+    low, high = stats[SOURCE_ONLY]["mean"], stats[UPPER_BOUND]["mean"]
+    if not high > low:
+        return {}
+    return {m: (s["mean"] - low) / (high - low) for m, s in stats.items() if s["n"]}
+
+
+def _figure(summary: dict, methods: list[str], regimes: list[str], split: str):
+    fig, ax = plt.subplots(figsize=(max(10, 0.7 * len(methods) * max(1, len(regimes)) ** 0.5), 4.2))
+    width = 0.8 / max(len(regimes), 1)
+    x = np.arange(len(methods))
+    for i, regime in enumerate(regimes):
+        stats = summary["regimes"][regime]["methods"]
+        means = [stats[m]["mean"] if m in stats and stats[m]["n"] else np.nan for m in methods]
+        errors = [stats[m]["std"] if m in stats and stats[m]["n"] > 1 else 0.0 for m in methods]
+        ax.bar(x + i * width, means, width, yerr=errors, capsize=2, label=f"regime: {regime}")
+    ax.set_xticks(x + 0.4 - width / 2, methods, rotation=30, ha="right")
     ax.set_ylabel(f"target {split} mIoU (mean ± std over seeds)")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=7, ncol=min(len(regimes), 4))
+    ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
-    return {"json": summary, "markdown": "\n".join(lines) + "\n", "figure": fig}
+    return fig

@@ -1,7 +1,6 @@
-"""Plain-PyTorch training core: losses, poly schedule, per-method steps, checkpoints, the engine.
+"""Plain-PyTorch training core: losses, poly schedule, precision, checkpoints, sample streams, the engine.
 
-Kedro-free and importable on its own. A method is a step function (``STEPS``) plus a ``StepConfig``;
-``train`` runs any of them with one ``EngineConfig``.
+Kedro-free and importable on its own. The engine runs any method of ``adaptseg.methods``.
 """
 
 from adaptseg.training.checkpoint import (
@@ -12,12 +11,12 @@ from adaptseg.training.checkpoint import (
     save_checkpoint,
 )
 from adaptseg.training.engine import (
+    SEGMENTER,
+    Context,
     EngineConfig,
     NonFiniteLossError,
-    StreamSampler,
     TrainResult,
-    epoch_permutation,
-    seed_everything,
+    state_digest,
     train,
 )
 from adaptseg.training.losses import (
@@ -38,39 +37,25 @@ from adaptseg.training.schedules import (
     make_segmenter_optimizer,
     poly_lr,
 )
-from adaptseg.training.steps import (
-    DISCRIMINATOR_AUX,
-    DISCRIMINATOR_MAIN,
-    SEGMENTER,
-    STEPS,
-    StepConfig,
-    adaptsegnet_step,
-    get_step,
-    source_only_step,
-)
+from adaptseg.training.streams import StreamSampler, epoch_permutation, seed_everything
 
 __all__ = [
-    "DISCRIMINATOR_AUX",
-    "DISCRIMINATOR_MAIN",
     "SEGMENTER",
     "SOURCE_LABEL",
-    "STEPS",
     "TARGET_LABEL",
     "Amp",
     "CheckpointError",
+    "Context",
     "EngineConfig",
     "NonFiniteLossError",
-    "StepConfig",
     "StreamSampler",
     "TrainResult",
-    "adaptsegnet_step",
     "adversarial_loss",
     "apply_poly_lr",
     "capture_rng_state",
     "cpu_supports_fast_bf16",
     "discriminator_accuracy",
     "epoch_permutation",
-    "get_step",
     "has_repeated_parameters",
     "load_checkpoint",
     "make_discriminator_optimizer",
@@ -84,7 +69,7 @@ __all__ = [
     "seed_everything",
     "segmentation_loss",
     "softmax_upsampled",
-    "source_only_step",
+    "state_digest",
     "train",
     "upsample_logits",
 ]

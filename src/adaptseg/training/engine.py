@@ -1,47 +1,50 @@
-"""The one training engine behind every method (source-only, oracle, AdaptSegNet, ...).
+"""The one training engine behind every method (source-only, oracle, AdaptSegNet, ADVENT, ...).
 
 The engine owns everything that is not the method: device and precision, seeds, the deterministic
 source/target sample streams, optimisers and the poly schedule, the NaN guard, progress and metric
 logging, atomic checkpoints with exact resume, snapshots, and early stopping on a held-out metric.
-The method is a step function from ``steps`` (see its module docstring for the contract).
+The method is a module of ``adaptseg.methods`` (its docstring states the contract).
+
+A run has four parts, one method each on :class:`_Run`: start or resume, one iteration, evaluation and
+early stop, checkpoints. :func:`train` strings them together.
 
 Step numbering: ``step`` counts completed iterations. Iteration ``i`` (0-based) trains with the poly
 learning rate at ``i`` and its metrics are logged at step ``i + 1``; ``step_005000.pt`` holds the
 weights after 5000 iterations. Resuming from ``last.pt`` at step ``k`` continues with iteration ``k``:
 the data streams, optimiser states, loss-scaler and random generators are restored, so ``k`` steps,
 stop, resume, ``m`` steps give the same weights as ``k + m`` steps straight (same device/precision).
+A run's identity (its trajectory settings, method, method knobs and a digest of the starting weights) is
+stored in every checkpoint: a resume or a snapshot from another run is refused, never silently used.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import math
-import random
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from types import ModuleType
+from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
 from adaptseg.config import from_mapping
 from adaptseg.training.checkpoint import capture_rng_state, load_checkpoint, restore_rng_state, save_checkpoint
 from adaptseg.training.precision import DEVICES, PRECISIONS, Amp, resolve_device, resolve_precision
-from adaptseg.training.schedules import (
-    apply_poly_lr,
-    make_discriminator_optimizer,
-    make_segmenter_optimizer,
-)
-from adaptseg.training.steps import SEGMENTER, StepConfig, StepFn, get_step
+from adaptseg.training.schedules import apply_poly_lr, make_discriminator_optimizer, make_segmenter_optimizer
+from adaptseg.training.streams import batch_stream, seed_everything, to_device
 
 logger = logging.getLogger(__name__)
 
-CHECKPOINT_FORMAT = 1
+SEGMENTER = "segmenter"
+CHECKPOINT_FORMAT = 2
 LAST_CHECKPOINT = "last.pt"
 BEST_CHECKPOINT = "best.pt"
 SNAPSHOT_PATTERN = "step_{step:06d}.pt"
@@ -63,6 +66,29 @@ TRAJECTORY_FIELDS = (
 MetricsCallback = Callable[[dict[str, float], int], None]
 EvaluateFn = Callable[[dict[str, nn.Module], int], float]
 History = dict[str, list[dict[str, float]]]
+
+
+@dataclass
+class Context:
+    """What the engine offers a method's hooks besides models and batches.
+
+    ``target`` is the unlabelled target training set (labels are never in it); hooks that scan it (AdaBN's
+    statistics, CBST's class thresholds) use ``batch_size``, ``device`` and ``amp`` like the training loop.
+    """
+
+    target: Dataset | None
+    device: torch.device
+    amp: Amp
+    channels_last: bool = False
+    batch_size: int = 1
+    progress: bool = True
+
+    def images(self, batch: Mapping[str, Any]) -> torch.Tensor:
+        """A collated batch's images on the training device in the training memory format."""
+        images = batch["image"].to(self.device, non_blocking=True).float()
+        if self.channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        return images
 
 
 class NonFiniteLossError(RuntimeError):
@@ -208,6 +234,8 @@ class TrainResult:
     models: dict[str, nn.Module]
     history: History
     last_step: int
+    start_step: int = 0
+    run_id: str | None = None
     checkpoint_path: Path | None = None
     best_step: int | None = None
     best_value: float | None = None
@@ -218,141 +246,27 @@ class TrainResult:
     seconds: float = 0.0
 
 
-def seed_everything(seed: int) -> None:
-    """Seed Python's ``random``, NumPy's global generator and torch (CPU and every GPU)."""
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
+def state_digest(state: Mapping[str, torch.Tensor]) -> str:
+    """A short hash of a state dict's names and values: which weights a run started from."""
+    digest = hashlib.blake2b(digest_size=12)
+    for name, tensor in state.items():
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
 
 
-def _stream_seed(seed: int, domain: str, epoch: int) -> int:
-    digest = hashlib.blake2b(f"{seed}/{domain}/{epoch}".encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "little") & (2**63 - 1)
+def method_name(method: ModuleType) -> str:
+    return getattr(method, "__name__", str(method)).rsplit(".", 1)[-1]
 
 
-def epoch_permutation(size: int, seed: int, domain: str, epoch: int) -> torch.Tensor:
-    """The sample order of one epoch of a domain: a permutation drawn from (seed, domain, epoch)."""
-    generator = torch.Generator().manual_seed(_stream_seed(seed, domain, epoch))
-    return torch.randperm(size, generator=generator)
-
-
-class StreamSampler(Sampler[int]):
-    """Indices of an endless shuffled stream, positions ``start_step·B .. stop_step·B``.
-
-    Sample ``p`` of the stream is ``epoch_permutation(size, seed, domain, p // size)[p % size]``, so the
-    position follows from the step alone: a resumed run skips straight to where it stopped, and
-    batches run across epoch boundaries like the reference's tiled list.
-    """
-
-    def __init__(self, size: int, batch_size: int, seed: int, domain: str, start_step: int, stop_step: int):
-        self.size, self.batch_size, self.seed, self.domain = size, batch_size, seed, domain
-        self.start, self.stop = start_step * batch_size, stop_step * batch_size
-
-    def __len__(self) -> int:
-        return max(0, self.stop - self.start)
-
-    def __iter__(self) -> Iterator[int]:
-        epoch, order = None, None
-        for position in range(self.start, self.stop):
-            this_epoch, index = divmod(position, self.size)
-            if this_epoch != epoch:
-                epoch = this_epoch
-                order = epoch_permutation(self.size, self.seed, self.domain, epoch).tolist()
-            yield order[index]
-
-
-def _seed_worker(worker_id: int) -> None:
-    worker_seed = torch.initial_seed() % 2**32
-    np.random.seed(worker_seed)
-    random.seed(worker_seed)
-
-
-def _batches(
-    dataset: Dataset, domain: str, config: EngineConfig, start_step: int, stop_step: int, device: torch.device
-) -> Iterator[dict]:
-    try:
-        size = len(dataset)
-    except TypeError as error:
-        raise TypeError(f"The {domain} dataset must be a map-style Dataset with __len__.") from error
-    if size < 1:
-        raise ValueError(f"The {domain} dataset is empty; the engine needs at least one sample.")
-    sampler = StreamSampler(size, config.batch_size, config.seed, domain, start_step, stop_step)
-    loader = DataLoader(
-        dataset,
-        batch_size=config.batch_size,
-        sampler=sampler,
-        num_workers=config.num_workers,
-        pin_memory=device.type == "cuda",
-        worker_init_fn=_seed_worker if config.num_workers else None,
-        # Own generator: worker base seeds never consume (and never depend on) the global torch RNG.
-        generator=torch.Generator().manual_seed(_stream_seed(config.seed, f"{domain}-workers", start_step)),
-    )
-    return iter(loader)
-
-
-def _to_device(batch: Mapping, device: torch.device, channels_last: bool, keep_label: bool) -> dict:
-    """Move one collated batch to the device; target batches lose their labels here."""
-    moved = {}
-    for key, value in batch.items():
-        if key == "label" and not keep_label:
-            continue
-        if isinstance(value, torch.Tensor):
-            value = value.to(device, non_blocking=True)
-            if key == "image":
-                value = value if value.is_floating_point() else value.float()
-                if channels_last and value.dim() == 4:
-                    value = value.contiguous(memory_format=torch.channels_last)
-            elif key == "label":
-                value = value.long()
-        moved[key] = value
-    if "image" not in moved:
-        raise KeyError(f"A batch has no 'image' key (keys: {sorted(batch)}).")
-    return moved
-
-
-def _build_optimizers(models: Mapping[str, nn.Module], config: EngineConfig) -> dict[str, torch.optim.Optimizer]:
-    """SGD for the segmenter (from ``parameter_groups``), Adam for every ``discriminator*`` model.
-
-    Any other model (e.g. a frozen teacher) gets no optimiser.
-    """
-    segmenter = models[SEGMENTER]
-    if hasattr(segmenter, "parameter_groups"):
-        groups = segmenter.parameter_groups(dedupe=config.dedupe_backbone_params)
-    else:
-        groups = [p for p in segmenter.parameters() if p.requires_grad]
-    optimizers = {SEGMENTER: make_segmenter_optimizer(groups, config.lr, config.momentum, config.weight_decay)}
-    for name, model in models.items():
-        if name.startswith("discriminator"):
-            params = [p for p in model.parameters() if p.requires_grad]
-            optimizers[name] = make_discriminator_optimizer(
-                params, config.lr_discriminator, config.betas_discriminator
-            )
-    return optimizers
-
-
-def _owned_files(folder: Path) -> list[Path]:
-    return sorted([*folder.glob(LAST_CHECKPOINT), *folder.glob(BEST_CHECKPOINT), *folder.glob("step_*.pt")])
-
-
-def _check_resumable(saved: Mapping, config: EngineConfig, step_config: StepConfig, path: Path) -> None:
-    saved_engine = saved.get("engine", {})
-    current = config.to_dict()
-    differences = []
-    for name in TRAJECTORY_FIELDS:
-        old, new = saved_engine.get(name), current[name]
-        if isinstance(old, list | tuple):
-            old, new = tuple(old), tuple(new)
-        if name in saved_engine and old != new:
-            differences.append(f"{name}: checkpoint {old!r}, now {new!r}")
-    saved_step = saved.get("step", {})
-    for name, new in step_config.to_dict().items():
-        if name in saved_step and saved_step[name] != new:
-            differences.append(f"{name}: checkpoint {saved_step[name]!r}, now {new!r}")
-    if differences:
-        raise ValueError(
-            f"Cannot resume from {path}: the run was started with other settings ({'; '.join(differences)}). "
-            "Restore those settings, or start a new run with overwrite: true or another checkpoint_dir."
-        )
+def _floats(values: Mapping[str, torch.Tensor | float]) -> dict[str, float]:
+    """0-dim tensors → floats with a single device-to-host copy."""
+    tensors = {k: v for k, v in values.items() if isinstance(v, torch.Tensor)}
+    out = {k: float(v) for k, v in values.items() if not isinstance(v, torch.Tensor)}
+    if tensors:
+        stacked = torch.stack([v.detach().float().reshape(()) for v in tensors.values()]).cpu().tolist()
+        out.update(zip(tensors, stacked))
+    return {k: out[k] for k in values}
 
 
 class _MetricWindow:
@@ -377,31 +291,342 @@ class _MetricWindow:
         return {"sums": dict(self.sums), "count": self.count}
 
 
+def _build_optimizers(models: Mapping[str, nn.Module], config: EngineConfig) -> dict[str, torch.optim.Optimizer]:
+    """SGD for the segmenter (from ``parameter_groups``), Adam for every ``discriminator*`` model.
+
+    Any other model (an EMA teacher, a pseudo-labeller) gets no optimiser.
+    """
+    segmenter = models[SEGMENTER]
+    if hasattr(segmenter, "parameter_groups"):
+        groups = segmenter.parameter_groups(dedupe=config.dedupe_backbone_params)
+    else:
+        groups = [p for p in segmenter.parameters() if p.requires_grad]
+    optimizers = {SEGMENTER: make_segmenter_optimizer(groups, config.lr, config.momentum, config.weight_decay)}
+    for name, model in models.items():
+        if name.startswith("discriminator"):
+            params = [p for p in model.parameters() if p.requires_grad]
+            optimizers[name] = make_discriminator_optimizer(
+                params, config.lr_discriminator, config.betas_discriminator
+            )
+    return optimizers
+
+
+def _owned_files(folder: Path) -> list[Path]:
+    return sorted([*folder.glob(LAST_CHECKPOINT), *folder.glob(BEST_CHECKPOINT), *folder.glob("step_*.pt")])
+
+
+def _differences(saved: Mapping[str, Any], current: Mapping[str, Any], prefix: str = "") -> list[str]:
+    """``name: checkpoint X, now Y`` for every key both mappings have and disagree on (lists as tuples)."""
+    found = []
+    for name, new in current.items():
+        if name not in saved:
+            continue
+        old = saved[name]
+        if isinstance(old, Mapping) and isinstance(new, Mapping):
+            found += _differences(old, new, f"{prefix}{name}.")
+            continue
+        if isinstance(old, list | tuple):
+            old, new = tuple(old), tuple(new) if isinstance(new, list | tuple) else new
+        if old != new:
+            found.append(f"{prefix}{name}: checkpoint {old!r}, now {new!r}")
+    return found
+
+
+class _Run:
+    """One training run's state and its four parts: start or resume, iteration, evaluation, checkpoints."""
+
+    def __init__(
+        self,
+        method: ModuleType,
+        models: dict[str, nn.Module],
+        config: EngineConfig,
+        method_config: Any,
+        target_dataset: Dataset | None,
+        on_metrics: MetricsCallback | None,
+        evaluate_fn: EvaluateFn | None,
+    ) -> None:
+        if SEGMENTER not in models:
+            raise ValueError(f"models must contain {SEGMENTER!r}, got {sorted(models)}.")
+        self.method, self.models, self.config, self.method_config = method, models, config, method_config
+        self.on_metrics, self.evaluate_fn = on_metrics, evaluate_fn
+        self.started = time.perf_counter()
+        self.device = resolve_device(config.device)
+        self.precision = resolve_precision(config.precision, self.device)
+        self.amp = Amp(self.device.type, self.precision)
+        self.channels_last = (
+            config.channels_last if config.channels_last is not None
+            else self.device.type == "cuda" or self.precision == "bf16"
+        )
+        if config.deterministic:
+            torch.use_deterministic_algorithms(True, warn_only=True)
+        if self.device.type == "cuda":
+            torch.backends.cudnn.benchmark = not config.deterministic
+            torch.backends.cudnn.deterministic = config.deterministic
+        seed_everything(config.seed)
+        self.identity = {
+            "engine": {name: getattr(config, name) for name in TRAJECTORY_FIELDS},
+            "method": method_name(method),
+            "method_config": method_config.to_dict() if hasattr(method_config, "to_dict") else dict(method_config or {}),
+            "start_digest": state_digest(models[SEGMENTER].state_dict()),
+        }
+        self.run_id = hashlib.blake2b(
+            json.dumps(self.identity, sort_keys=True, default=list).encode(), digest_size=8
+        ).hexdigest()
+        for model in models.values():
+            model.to(self.device)
+            if self.channels_last:
+                model.to(memory_format=torch.channels_last)
+            model.train()
+        self.optimizers = _build_optimizers(models, config)
+        self.context = Context(
+            target=target_dataset, device=self.device, amp=self.amp, channels_last=self.channels_last,
+            batch_size=config.batch_size, progress=config.progress,
+        )
+        self.folder = Path(config.checkpoint_dir) if config.checkpoint_dir is not None else None
+        self.start_step = self.done = 0
+        self.history: History = {}
+        self.window = _MetricWindow()
+        self.early = {"best_value": None, "best_step": None, "bad_evals": 0}
+        self.saved_path: Path | None = None
+        self.saved_step: int | None = None
+        self.stopped_early = False
+
+    # ------------------------------------------------------------------ start or resume
+    def start_or_resume(self) -> None:
+        """Restore ``last.pt`` when resuming (refusing another run's), else start fresh: clear or refuse
+        an existing run's files and call the method's ``start`` hook."""
+        last = self.folder / LAST_CHECKPOINT if self.folder is not None else None
+        if last is not None and self.config.resume and last.is_file():
+            self._resume(last)
+            return
+        if self.folder is not None:
+            existing = _owned_files(self.folder) if self.folder.is_dir() else []
+            if existing and not self.config.overwrite:
+                raise FileExistsError(
+                    f"{self.folder} already holds checkpoints of a run ({', '.join(p.name for p in existing)}). "
+                    "Set resume: true to continue it, overwrite: true to start over, or use another checkpoint_dir."
+                )
+            for path in existing:
+                path.unlink()
+            if self.config.resume:
+                logger.info("resume: true but %s does not exist; starting a new run.", last)
+        start = getattr(self.method, "start", None)
+        if start is not None:
+            start(self.models, self.method_config, self.context)
+
+    def _resume(self, path: Path) -> None:
+        state = load_checkpoint(path)
+        saved = state.get("config", {})
+        differences = _differences(saved, {k: v for k, v in self.identity.items() if k != "start_digest"})
+        if saved.get("start_digest") not in (None, self.identity["start_digest"]):
+            differences.append("the starting weights (the pretrained model) changed since the run began")
+        if differences:
+            raise ValueError(
+                f"Cannot resume from {path}: the run was started with other settings ({'; '.join(differences)}). "
+                "Restore those settings, or start a new run with overwrite: true or another checkpoint_dir."
+            )
+        missing = sorted(set(self.models) - set(state["models"]))
+        if missing:
+            raise ValueError(f"{path} holds no weights for {missing} (it has {sorted(state['models'])}).")
+        for name, model in self.models.items():
+            model.load_state_dict(state["models"][name])
+        for name, optimizer in self.optimizers.items():
+            optimizer.load_state_dict(state["optimizers"][name])
+        self.amp.load_state_dict(state.get("grad_scaler"))
+        self.start_step = self.done = int(state["step"])
+        self.history = state.get("history", {})
+        self.window = _MetricWindow(state.get("window"))
+        self.early.update(state.get("early_stopping", {}))
+        restore_rng_state(state["rng"])
+        self.saved_path, self.saved_step = path, self.done
+        logger.info("Resuming from %s at step %d.", path, self.done)
+
+    # ------------------------------------------------------------------ iterations
+    def train(self, source: Dataset, target: Dataset | None) -> None:
+        """Iterations from the start (or resumed) step to the last one, or to an early stop."""
+        stop_step = self.config.last_step
+        if self.method.step is None or self.done >= stop_step:
+            return
+        if self.method.TARGET_BATCHES and target is None:
+            raise ValueError(f"{method_name(self.method)} reads target images: pass target_dataset to the engine.")
+        streams = {
+            domain: batch_stream(
+                dataset, domain, batch_size=self.config.batch_size, seed=self.config.seed,
+                num_workers=self.config.num_workers, start_step=self.done, stop_step=stop_step, device=self.device,
+            )
+            for domain, dataset in (("source", source), ("target", target))
+            if domain == "source" or self.method.TARGET_BATCHES
+        }
+        logger.info(
+            "Training %s from step %d to %d on %s (%s%s).", method_name(self.method), self.done, stop_step,
+            self.device, self.precision, ", channels_last" if self.channels_last else "",
+        )
+        progress = tqdm(
+            total=stop_step, initial=self.done, disable=not self.config.progress, unit="it", dynamic_ncols=True,
+            desc=f"train {method_name(self.method)}",
+        )
+        window_started, timed = time.perf_counter(), 0
+        try:
+            for step in range(self.done, stop_step):
+                metrics = self.iteration(step, streams)
+                self.done, timed = step + 1, timed + 1
+                progress.update(1)
+                self.window.add(metrics)
+                if self.done % self.config.log_every == 0 or self.done == stop_step:
+                    means = self.window.flush()
+                    means["iterations_per_second"] = timed / max(time.perf_counter() - window_started, 1e-9)
+                    self.record(means)
+                    progress.set_postfix({k: f"{v:.4g}" for k, v in means.items() if k.startswith("loss")}, refresh=False)
+                    window_started, timed = time.perf_counter(), 0
+                self.evaluate()
+                self.checkpoint(final=self.done == stop_step)
+                if self.stopped_early:
+                    break
+        finally:
+            progress.close()
+
+    def iteration(self, step: int, streams: Mapping[str, Iterator[dict]]) -> dict[str, float]:
+        """One iteration: poly learning rates, the method's step, the NaN guard, the optimiser steps."""
+        config, hooks = self.config, self.method
+        lr = apply_poly_lr(self.optimizers[SEGMENTER], config.lr, step, config.max_steps, config.power)
+        for name, optimizer in self.optimizers.items():
+            if name != SEGMENTER:
+                apply_poly_lr(optimizer, config.lr_discriminator, step, config.max_steps, config.power)
+        for optimizer in self.optimizers.values():
+            optimizer.zero_grad(set_to_none=True)
+        before = getattr(hooks, "before_iteration", None)
+        if before is not None:
+            before(self.models, step, self.method_config, self.context)
+        batch = {
+            domain: to_device(next(stream), self.device, self.channels_last, keep_label=domain == "source")
+            for domain, stream in streams.items()
+        }
+        metrics = _floats(self.method.step(self.models, batch, self.method_config, self.amp))
+        bad = {name: value for name, value in metrics.items() if not math.isfinite(value)}
+        if bad:
+            raise NonFiniteLossError(bad, step + 1, self.saved_path, self.saved_step)
+        self.amp.step(self.optimizers.values())
+        after = getattr(hooks, "after_iteration", None)
+        if after is not None:
+            after(self.models, step, self.method_config, self.context)
+        return {**metrics, "lr": lr}
+
+    def record(self, metrics: Mapping[str, float]) -> None:
+        for name, value in metrics.items():
+            self.history.setdefault(name, []).append({"step": self.done, "value": float(value)})
+        if self.on_metrics is not None:
+            self.on_metrics(dict(metrics), self.done)
+
+    # ------------------------------------------------------------------ evaluation and early stop
+    def evaluate(self) -> None:
+        """Every ``eval_every`` steps: the held-out metric, ``best.pt`` on improvement, early stop on patience."""
+        config = self.config
+        if self.evaluate_fn is None or not config.eval_every or self.done % config.eval_every:
+            return
+        for model in self.models.values():
+            model.eval()
+        with torch.no_grad():
+            value = float(self.evaluate_fn(self.models, self.done))
+        for model in self.models.values():
+            model.train()
+        self.record({config.eval_metric: value})
+        best = self.early["best_value"]
+        improved = math.isfinite(value) and (
+            best is None or (value > best if config.eval_mode == "max" else value < best)
+        )
+        if improved:
+            self.early.update(best_value=value, best_step=self.done, bad_evals=0)
+            if self.folder is not None:
+                save_checkpoint(self.folder / BEST_CHECKPOINT, self.snapshot_state())
+        else:
+            self.early["bad_evals"] += 1
+        if config.patience is not None and self.early["bad_evals"] >= config.patience:
+            self.stopped_early = True
+            logger.info(
+                "Early stop at step %d: %s did not improve for %d evaluations (best %.4g at step %d).",
+                self.done, config.eval_metric, self.early["bad_evals"], self.early["best_value"], self.early["best_step"],
+            )
+
+    # ------------------------------------------------------------------ checkpoints
+    def snapshot_state(self) -> dict:
+        return {
+            "format_version": CHECKPOINT_FORMAT,
+            "step": self.done,
+            "run_id": self.run_id,
+            "models": {name: model.state_dict() for name, model in self.models.items()},
+            "config": {**self.identity, "engine": self.config.to_dict()},
+        }
+
+    def full_state(self) -> dict:
+        return {
+            **self.snapshot_state(),
+            "optimizers": {name: optimizer.state_dict() for name, optimizer in self.optimizers.items()},
+            "grad_scaler": self.amp.state_dict(),
+            "rng": capture_rng_state(),
+            "history": self.history,
+            "window": self.window.state_dict(),
+            "early_stopping": dict(self.early),
+            "precision": self.precision,
+        }
+
+    def checkpoint(self, final: bool) -> None:
+        """A snapshot every ``snapshot_every`` steps; ``last.pt`` every ``checkpoint_every``, at the end and at an
+        early stop."""
+        if self.folder is None:
+            return
+        config = self.config
+        if config.snapshot_every and self.done % config.snapshot_every == 0:
+            save_checkpoint(self.folder / SNAPSHOT_PATTERN.format(step=self.done), self.snapshot_state())
+        due = bool(config.checkpoint_every) and self.done % config.checkpoint_every == 0
+        if due or final or self.stopped_early:
+            self.saved_path = save_checkpoint(self.folder / LAST_CHECKPOINT, self.full_state())
+            self.saved_step = self.done
+
+    def result(self) -> TrainResult:
+        best = self.folder / BEST_CHECKPOINT if self.folder is not None and self.early["best_step"] is not None else None
+        return TrainResult(
+            models=self.models,
+            history=self.history,
+            last_step=self.done,
+            start_step=self.start_step,
+            run_id=self.run_id,
+            checkpoint_path=self.saved_path,
+            best_step=self.early["best_step"],
+            best_value=self.early["best_value"],
+            best_checkpoint_path=best,
+            stopped_early=self.stopped_early,
+            device=str(self.device),
+            precision=self.precision,
+            seconds=time.perf_counter() - self.started,
+        )
+
+
 def train(
-    step_fn: StepFn | str,
+    method: ModuleType | str,
     models: dict[str, nn.Module],
     source_dataset: Dataset,
     config: EngineConfig | Mapping | None = None,
     *,
     target_dataset: Dataset | None = None,
-    step_config: StepConfig | Mapping | None = None,
+    method_config: Any = None,
     on_metrics: MetricsCallback | None = None,
     evaluate_fn: EvaluateFn | None = None,
 ) -> TrainResult:
-    """Train ``models`` with ``step_fn`` from ``config.resume``'s starting point to ``config.last_step``.
+    """Train ``models`` with ``method`` from ``config.resume``'s starting point to ``config.last_step``.
 
     Args:
-        step_fn: a step function or a method name from ``steps.STEPS`` ("source_only", "oracle",
-            "adaptsegnet").
-        models: ``{"segmenter": ..., "discriminator_main": ..., "discriminator_aux": ...}``. Moved to
-            the training device in place and put in train mode. Construct them after seeding
-            (``seed_everything``) if their initialisation should be reproducible.
-        source_dataset: labelled map-style dataset; items are dicts with "image" (3×H×W float),
-            "label" (H×W integer train ids) and "name". For the oracle, the labelled target set.
+        method: a module of ``adaptseg.methods`` (or its name in ``METHODS``), or any object with the same
+            names (tests pass stand-ins).
+        models: ``{"segmenter": ..., **method.build_models(segmenter, method_config)}``. Moved to the training
+            device in place and put in train mode. Build them after ``seed_everything`` if their
+            initialisation should be reproducible.
+        source_dataset: labelled map-style dataset; items are dicts with "image" (3×H×W float), "label" (H×W
+            integer train ids) and "name". For the oracle, the labelled target set.
         config: ``EngineConfig`` (or a mapping of its fields).
-        target_dataset: unlabelled target dataset (items with "image" and "name"); any "label" it
-            returns is removed before the step sees the batch.
-        step_config: ``StepConfig`` (or a mapping) with the method's loss weights.
+        target_dataset: unlabelled target dataset (items with "image" and "name"); any "label" it returns is
+            removed before a method sees the batch. Streamed when the method reads target batches, and given
+            to its hooks (``Context.target``) in any case.
+        method_config: ``method.Config`` (or a mapping of its fields).
         on_metrics: called as ``on_metrics(metrics, step)`` every ``log_every`` steps and after each
             evaluation (e.g. an MLflow logger).
         evaluate_fn: ``evaluate_fn(models, step) -> float`` on held-out data every ``eval_every`` steps,
@@ -413,196 +638,14 @@ def train(
     Raises:
         NonFiniteLossError: a returned metric is NaN/inf (nothing is stepped or saved).
     """
+    if isinstance(method, str):
+        from adaptseg.methods import get_method
+
+        method = get_method(method)
     config = config if isinstance(config, EngineConfig) else EngineConfig.from_dict(config)
-    step_config = step_config if isinstance(step_config, StepConfig) else StepConfig.from_dict(step_config)
-    step_fn = get_step(step_fn) if isinstance(step_fn, str) else step_fn
-    if SEGMENTER not in models:
-        raise ValueError(f"models must contain {SEGMENTER!r}, got {sorted(models)}.")
-    started = time.perf_counter()
-
-    device = resolve_device(config.device)
-    precision = resolve_precision(config.precision, device)
-    amp = Amp(device.type, precision)
-    channels_last = config.channels_last if config.channels_last is not None else (
-        device.type == "cuda" or precision == "bf16"
-    )
-    if config.deterministic:
-        torch.use_deterministic_algorithms(True, warn_only=True)
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = not config.deterministic
-        torch.backends.cudnn.deterministic = config.deterministic
-    seed_everything(config.seed)
-
-    for model in models.values():
-        model.to(device)
-        if channels_last:
-            model.to(memory_format=torch.channels_last)
-        model.train()
-    optimizers = _build_optimizers(models, config)
-
-    folder = Path(config.checkpoint_dir) if config.checkpoint_dir is not None else None
-    last_path = folder / LAST_CHECKPOINT if folder is not None else None
-    start_step, history, window = 0, {}, _MetricWindow()
-    early = {"best_value": None, "best_step": None, "bad_evals": 0}
-    saved_path, saved_step = None, None
-    if folder is not None and config.resume and last_path.is_file():
-        state = load_checkpoint(last_path)
-        _check_resumable(state.get("config", {}), config, step_config, last_path)
-        missing = sorted(set(models) - set(state["models"]))
-        if missing:
-            raise ValueError(f"{last_path} holds no weights for {missing} (it has {sorted(state['models'])}).")
-        for name, model in models.items():
-            model.load_state_dict(state["models"][name])
-        for name, optimizer in optimizers.items():
-            optimizer.load_state_dict(state["optimizers"][name])
-        amp.load_state_dict(state.get("grad_scaler"))
-        start_step = int(state["step"])
-        history = state.get("history", {})
-        window = _MetricWindow(state.get("window"))
-        early.update(state.get("early_stopping", {}))
-        restore_rng_state(state["rng"])
-        saved_path, saved_step = last_path, start_step
-        logger.info("Resuming from %s at step %d.", last_path, start_step)
-    elif folder is not None:
-        existing = _owned_files(folder) if folder.is_dir() else []
-        if existing and not config.overwrite:
-            raise FileExistsError(
-                f"{folder} already holds checkpoints of a run ({', '.join(p.name for p in existing)}). "
-                "Set resume: true to continue it, overwrite: true to start over, or use another checkpoint_dir."
-            )
-        for path in existing:
-            path.unlink()
-        if config.resume:
-            logger.info("resume: true but %s does not exist; starting a new run.", last_path)
-
-    stop_step = config.last_step
-    logger.info(
-        "Training %s from step %d to %d on %s (%s%s).",
-        getattr(step_fn, "__name__", step_fn), start_step, stop_step, device, precision,
-        ", channels_last" if channels_last else "",
-    )
-
-    def snapshot_state() -> dict:
-        return {
-            "format_version": CHECKPOINT_FORMAT,
-            "step": done,
-            "models": {name: model.state_dict() for name, model in models.items()},
-            "config": {"engine": config.to_dict(), "step": step_config.to_dict()},
-        }
-
-    def full_state() -> dict:
-        return {
-            **snapshot_state(),
-            "optimizers": {name: optimizer.state_dict() for name, optimizer in optimizers.items()},
-            "grad_scaler": amp.state_dict(),
-            "rng": capture_rng_state(),
-            "history": history,
-            "window": window.state_dict(),
-            "early_stopping": dict(early),
-            "precision": precision,
-        }
-
-    def record(metrics: Mapping[str, float], step: int) -> None:
-        for name, value in metrics.items():
-            history.setdefault(name, []).append({"step": step, "value": float(value)})
-        if on_metrics is not None:
-            on_metrics(dict(metrics), step)
-
-    done = start_step
-    stopped_early = False
-    best_path = folder / BEST_CHECKPOINT if folder is not None else None
-    segmenter_optimizer = optimizers[SEGMENTER]
-    discriminator_optimizers = [opt for name, opt in optimizers.items() if name != SEGMENTER]
-    if start_step < stop_step:
-        source_batches = _batches(source_dataset, "source", config, start_step, stop_step, device)
-        target_batches = (
-            _batches(target_dataset, "target", config, start_step, stop_step, device)
-            if target_dataset is not None else None
-        )
-        progress = tqdm(
-            total=stop_step, initial=start_step, disable=not config.progress, desc="train", unit="it",
-            dynamic_ncols=True,
-        )
-        window_started, timed_steps = time.perf_counter(), 0
-        try:
-            for step in range(start_step, stop_step):
-                lr = apply_poly_lr(segmenter_optimizer, config.lr, step, config.max_steps, config.power)
-                for optimizer in discriminator_optimizers:
-                    apply_poly_lr(optimizer, config.lr_discriminator, step, config.max_steps, config.power)
-                for optimizer in optimizers.values():
-                    optimizer.zero_grad(set_to_none=True)
-
-                batch = {"source": _to_device(next(source_batches), device, channels_last, keep_label=True)}
-                if target_batches is not None:
-                    batch["target"] = _to_device(next(target_batches), device, channels_last, keep_label=False)
-                metrics = {name: float(value) for name, value in step_fn(models, batch, step_config, amp).items()}
-                bad = {name: value for name, value in metrics.items() if not math.isfinite(value)}
-                if bad:
-                    raise NonFiniteLossError(bad, step + 1, saved_path, saved_step)
-                amp.step(optimizers.values())
-                done = step + 1
-                timed_steps += 1
-                progress.update(1)
-
-                window.add({**metrics, "lr": lr})
-                if done % config.log_every == 0 or done == stop_step:
-                    means = window.flush()
-                    elapsed = time.perf_counter() - window_started
-                    if elapsed > 0:
-                        means["iterations_per_second"] = timed_steps / elapsed
-                    record(means, done)
-                    progress.set_postfix(
-                        {k: f"{v:.4g}" for k, v in means.items() if k.startswith("loss")}, refresh=False
-                    )
-                    window_started, timed_steps = time.perf_counter(), 0
-
-                if evaluate_fn is not None and config.eval_every and done % config.eval_every == 0:
-                    for model in models.values():
-                        model.eval()
-                    with torch.no_grad():
-                        value = float(evaluate_fn(models, done))
-                    for model in models.values():
-                        model.train()
-                    record({config.eval_metric: value}, done)
-                    best = early["best_value"]
-                    improved = math.isfinite(value) and (
-                        best is None or (value > best if config.eval_mode == "max" else value < best)
-                    )
-                    if improved:
-                        early.update(best_value=value, best_step=done, bad_evals=0)
-                        if best_path is not None:
-                            save_checkpoint(best_path, snapshot_state())
-                    else:
-                        early["bad_evals"] += 1
-                    if config.patience is not None and early["bad_evals"] >= config.patience:
-                        stopped_early = True
-                        logger.info(
-                            "Early stop at step %d: %s did not improve for %d evaluations (best %.4g at step %d).",
-                            done, config.eval_metric, early["bad_evals"], early["best_value"], early["best_step"],
-                        )
-
-                if folder is not None:
-                    if config.snapshot_every and done % config.snapshot_every == 0:
-                        save_checkpoint(folder / SNAPSHOT_PATTERN.format(step=done), snapshot_state())
-                    due = bool(config.checkpoint_every) and done % config.checkpoint_every == 0
-                    if due or done == stop_step or stopped_early:
-                        saved_path, saved_step = save_checkpoint(last_path, full_state()), done
-                if stopped_early:
-                    break
-        finally:
-            progress.close()
-
-    seconds = time.perf_counter() - started
-    return TrainResult(
-        models=models,
-        history=history,
-        last_step=done,
-        checkpoint_path=saved_path,
-        best_step=early["best_step"],
-        best_value=early["best_value"],
-        best_checkpoint_path=best_path if early["best_step"] is not None and best_path is not None else None,
-        stopped_early=stopped_early,
-        device=str(device),
-        precision=precision,
-        seconds=seconds,
-    )
+    if not isinstance(method_config, method.Config):
+        method_config = method.Config.from_dict(method_config)
+    run = _Run(method, models, config, method_config, target_dataset, on_metrics, evaluate_fn)
+    run.start_or_resume()
+    run.train(source_dataset, target_dataset)
+    return run.result()

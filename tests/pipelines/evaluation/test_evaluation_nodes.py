@@ -10,8 +10,8 @@ from kedro.io import DataCatalog
 from kedro_datasets.pandas import CSVDataset
 
 from adaptseg.io import FolderDataset
-from adaptseg.io.snapshots import SnapshotFolderDataset
-from adaptseg.pipelines.adaptation.pipeline import METHODS
+from adaptseg.io import RunFolder, RunFolderDataset
+from adaptseg.pipelines.adaptation.pipeline import NAMESPACES
 from adaptseg.pipelines.evaluation.nodes import evaluate_and_export, evaluate_on_target, tabulate_metrics
 from adaptseg.pipelines.evaluation.pipeline import MODELS, create_pipeline
 from tests.conftest import PROJECT_ROOT
@@ -79,17 +79,17 @@ def test_every_model_is_evaluated_and_every_adaptation_run_selected():
     outputs = pipeline.all_outputs()
     for name in MODELS:
         assert {f"{name}.metrics", f"{name}.metrics_table", f"{name}.predictions", f"{name}.predictions_color"} <= outputs
-    assert {o for o in outputs if o.endswith(".model_selection")} == {f"{m}.model_selection" for m in METHODS}
-    assert {f"{m}.snapshots" for m in METHODS} <= pipeline.inputs()
+    assert {o for o in outputs if o.endswith(".model_selection")} == {f"{m}.model_selection" for m in NAMESPACES}
+    assert {f"{m}.run" for m in NAMESPACES} <= pipeline.inputs()
 
 
 def test_catalog_factories_resolve_for_every_namespace():
     config = OmegaConfigLoader(conf_source=str(PROJECT_ROOT / "conf"), base_env="base", default_run_env="local")
     catalog = DataCatalog.from_config(config["catalog"])
-    for method in METHODS:
-        snapshots = catalog.get(f"{method}.snapshots")
-        assert isinstance(snapshots, SnapshotFolderDataset)
-        assert snapshots._describe()["path"] == f"data/06_models/runs/{method}"
+    for method in (*NAMESPACES, "source_pretraining", "oracle"):
+        run = catalog.get(f"{method}.run")
+        assert isinstance(run, RunFolderDataset)
+        assert run._describe()["path"] == f"data/06_models/runs/{method}"
     predictions = catalog.get("oracle.predictions")
     assert isinstance(predictions, FolderDataset)
     assert predictions._describe()["path"] == "data/07_model_output/oracle/cityscapes_results"
@@ -113,7 +113,7 @@ def test_one_namespace_runs_through_a_kedro_runner(tiny_target, tiny_model, tmp_
     catalog = DataCatalog()
     inputs = {
         "adaptsegnet_multi.model": tiny_model,
-        "adaptsegnet_multi.snapshots": {},
+        "adaptsegnet_multi.run": RunFolder(tmp_path / "no_run"),
         "target_manifest": manifest,
         "target_train_ids": train_ids,
         "params:evaluation": EXPORT,

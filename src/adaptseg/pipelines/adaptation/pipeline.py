@@ -1,16 +1,30 @@
-"""Adaptation: one template, instantiated once per method as a namespace (parameters per namespace)."""
+"""Adaptation: one template, instantiated once per namespace; each namespace's parameters choose the method.
+
+``NAMESPACES`` maps every namespace to the model it starts from: most adapt the source-pretrained model;
+AdaBN re-estimates the statistics of the source-only model of the same budget; self-training that refines
+an adapted model says which one. ``DEFAULT_NAMESPACES`` are what ``kedro run`` (``__default__``) trains; the
+others run by name: ``kedro run --pipelines adaptation,evaluation --namespaces dacs``.
+"""
 
 from kedro.pipeline import Node, Pipeline
 
 from .nodes import adapt_to_target
 
-#: Namespaces run by default; each is a top-level block in parameters_adaptation.yml.
-METHODS = ("source_only", "adaptsegnet_single", "adaptsegnet_multi")
+PRETRAINED = "source_pretraining.model"
 
-SHARED_INPUTS = {
-    "pretrained_model": "source_pretraining.model",
-    **{name: name for name in ("source_manifest", "source_train_ids", "target_manifest")},
+#: namespace → the model it starts from. Each namespace is a top-level block in parameters_adaptation.yml.
+NAMESPACES: dict[str, str] = {
+    "source_only": PRETRAINED,
+    "adabn": "source_only.model",
+    "lambda0_control": PRETRAINED,
+    "adaptsegnet_single": PRETRAINED,
+    "adaptsegnet_multi": PRETRAINED,
 }
+
+#: The namespaces ``__default__`` trains (``make run`` keeps within its time budget with these).
+DEFAULT_NAMESPACES = ("source_only", "adabn", "adaptsegnet_single", "adaptsegnet_multi")
+
+SHARED_INPUTS = ("source_manifest", "source_train_ids", "target_manifest")
 
 
 def create_template() -> Pipeline:
@@ -18,7 +32,7 @@ def create_template() -> Pipeline:
         [
             Node(
                 adapt_to_target,
-                ["pretrained_model", "source_manifest", "source_train_ids", "target_manifest", "params:adaptation"],
+                ["start_model", *SHARED_INPUTS, "run", "params:adaptation"],
                 ["model", "history"],
                 name="adapt",
             )
@@ -29,6 +43,14 @@ def create_template() -> Pipeline:
 def create_pipeline(**kwargs) -> Pipeline:
     template = create_template()
     return sum(
-        (Pipeline(template, namespace=method, inputs=SHARED_INPUTS, tags=["training", "adaptation", method]) for method in METHODS),
+        (
+            Pipeline(
+                template,
+                namespace=namespace,
+                inputs={"start_model": start, **{name: name for name in SHARED_INPUTS}},
+                tags=["training", "adaptation", namespace],
+            )
+            for namespace, start in NAMESPACES.items()
+        ),
         Pipeline([]),
     )

@@ -21,9 +21,9 @@ from adaptseg.evaluation.export import prediction_exports
 from adaptseg.evaluation.inference import labelled_dataset, mean_prediction_entropy
 from adaptseg.evaluation.metrics import scores_table
 from adaptseg.evaluation.selection import select_snapshots, selection_labels
+from adaptseg.io.run_folder import RunFolder
 from adaptseg.models.packaging import unpack_segmenter
 from adaptseg.tracking import log_summary
-from adaptseg.training.engine import TRAJECTORY_FIELDS
 from adaptseg.training.precision import resolve_device
 
 logger = logging.getLogger(__name__)
@@ -125,21 +125,13 @@ def tabulate_metrics(metrics: dict[str, Any]) -> pd.DataFrame:
 
 
 def _check_same_run(snapshot: Mapping[str, Any], model: Mapping[str, Any], step: int) -> None:
-    """Refuse snapshots whose optimisation settings differ from the packed model's: another run's files."""
-    saved = (snapshot.get("config") or {}).get("engine") or {}
-    current = model.get("engine") or {}
-    differences = []
-    for name in TRAJECTORY_FIELDS:
-        if name in saved and name in current:
-            old, new = saved[name], current[name]
-            if isinstance(old, list | tuple):
-                old, new = tuple(old), tuple(new)
-            if old != new:
-                differences.append(f"{name}: snapshot {old!r}, model {new!r}")
-    if differences:
+    """Refuse a snapshot of another run (other settings, method knobs or starting weights) than the model's."""
+    saved, current = snapshot.get("run_id"), model.get("run_id")
+    if saved is not None and current is not None and saved != current:
         raise ValueError(
-            f"Snapshot step {step} does not belong to the run that produced the model ({'; '.join(differences)}). "
-            "Check the catalog path of the snapshots against the adaptation's engine.checkpoint_dir."
+            f"Snapshot step {step} belongs to run {saved}, not to run {current} that produced the model "
+            "(another configuration wrote into the same run folder). Retrain the model, or remove the "
+            "folder's stale step_*.pt files."
         )
 
 
@@ -149,14 +141,14 @@ def _same_weights(a: Mapping[str, torch.Tensor], b: Mapping[str, torch.Tensor]) 
 
 def select_model(
     model: dict[str, Any],
-    snapshots: Mapping[int, Callable[[], dict]],
+    run: RunFolder,
     metrics: dict[str, Any] | None,
     target_manifest: pd.DataFrame,
     target_train_ids: Mapping[str, Callable[[], np.ndarray]],
     evaluation: dict[str, Any],
     params: dict[str, Any],
 ) -> dict[str, Any]:
-    """Val mIoU and target-train prediction entropy of each kept snapshot, and three labelled selections.
+    """Val mIoU and target-train prediction entropy of each snapshot the run kept, and three labelled selections.
 
     ``params``: ``split`` (labelled split scored per snapshot, the test set ``val`` by default),
     ``entropy_split`` and ``entropy_images`` (the first N images of that split, labels never read),
@@ -170,7 +162,8 @@ def select_model(
     entropy_split = params.get("entropy_split", "train")
     entropy_images = int(params.get("entropy_images", 50))
     every = params.get("every")
-    steps = sorted(int(s) for s in snapshots)
+    snapshots = run.snapshots()
+    steps = sorted(snapshots)
     if model.get("step") is not None:
         later = [s for s in steps if s > int(model["step"])]
         if later:

@@ -1,17 +1,20 @@
 """Evaluation: one template, one namespace per trained model (the same namespaces as the training stages).
 
 Every model: scores (JSON + CSV) and predictions in the Cityscapes results format. Adaptation runs also
-get snapshot selection (``{method}.model_selection``) from the snapshots their engine kept.
+get snapshot selection (``{method}.model_selection``) from the snapshots their run folder kept.
 """
 
 from kedro.pipeline import Node, Pipeline
 
-from adaptseg.pipelines.adaptation.pipeline import METHODS as ADAPTATION_METHODS
+from adaptseg.pipelines.adaptation.pipeline import DEFAULT_NAMESPACES
+from adaptseg.pipelines.adaptation.pipeline import NAMESPACES as ADAPTATION_NAMESPACES
 
 from .nodes import evaluate_and_export, select_model, tabulate_metrics
 
-#: Every model the default pipeline trains, evaluated side by side.
-MODELS = ("source_pretraining", *ADAPTATION_METHODS, "oracle", "oracle_finetune")
+#: Every model the pipelines train, evaluated side by side.
+MODELS = ("source_pretraining", *ADAPTATION_NAMESPACES, "oracle", "oracle_finetune")
+#: The models ``__default__`` trains and evaluates (see ``pipeline_registry``).
+DEFAULT_MODELS = tuple(m for m in MODELS if m not in ADAPTATION_NAMESPACES or m in DEFAULT_NAMESPACES)
 
 SHARED_INPUTS = {"target_manifest", "target_train_ids"}
 
@@ -35,7 +38,7 @@ def create_selection_template() -> Pipeline:
         [
             Node(
                 select_model,
-                ["model", "snapshots", "metrics", "target_manifest", "target_train_ids", "params:evaluation",
+                ["model", "run", "metrics", "target_manifest", "target_train_ids", "params:evaluation",
                  "params:model_selection"],
                 "model_selection",
                 name="select_model",
@@ -55,6 +58,6 @@ def create_pipeline(**kwargs) -> Pipeline:
         Pipeline(selection, namespace=name, inputs=SHARED_INPUTS,
                  parameters={"params:evaluation", "params:model_selection"},
                  tags=["evaluation", "model_selection", name])
-        for name in ADAPTATION_METHODS
+        for name in ADAPTATION_NAMESPACES
     ]
     return sum([*evaluation, *model_selection], Pipeline([]))

@@ -18,6 +18,7 @@ from matplotlib.figure import Figure
 
 from adaptseg.data.torch_datasets import load_image
 from adaptseg.evaluation.inference import labelled_dataset, upsampled_prediction
+from adaptseg.methods import curve_panels
 from adaptseg.models.packaging import unpack_segmenter
 from adaptseg.reporting import comparison, figures
 from adaptseg.reporting.html_report import render_report
@@ -29,14 +30,20 @@ logger = logging.getLogger(__name__)
 History = dict[str, list[dict[str, float]]]
 
 
-def collect_evaluations(**metrics: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """``{method: metrics}`` of every evaluated model, in pipeline order: one input for every table and plot."""
-    return dict(metrics)
+def collect_evaluations(**metrics: dict[str, Any] | None) -> dict[str, dict[str, Any]]:
+    """``{method: metrics}`` of every evaluated model, in pipeline order: one input for every table and plot.
+
+    Models that no run has evaluated yet arrive as ``None`` and are left out.
+    """
+    evaluated = {method: result for method, result in metrics.items() if result is not None}
+    if not evaluated:
+        raise ValueError("No model has been evaluated yet: run the evaluation pipeline before reporting.")
+    return evaluated
 
 
-def collect_histories(**histories: History) -> dict[str, History]:
+def collect_histories(**histories: History | None) -> dict[str, History]:
     """``{method: history}`` of every trained model (AdaBN-style methods have an empty history)."""
-    return {method: dict(history or {}) for method, history in histories.items()}
+    return {method: dict(history) for method, history in histories.items() if history is not None}
 
 
 def build_comparison(
@@ -65,8 +72,11 @@ def plot_per_class_iou(per_class: pd.DataFrame, params: Mapping[str, Any]) -> tu
 
 
 def plot_training_curves(histories: Mapping[str, History], params: Mapping[str, Any]) -> tuple[Figure, str]:
-    """Loss curves grouped as ``params["curves"]`` says (segmentation, adversarial, discriminator)."""
-    fig = figures.training_curves(histories, params["curves"], float(params.get("smoothing", 0.0)))
+    """Loss curves in the panels the methods declare (``CURVES``): those some model logged, segmentation first."""
+    panels = curve_panels()
+    logged = {name for history in histories.values() for name in history}
+    shown = {panel: names for panel, names in panels.items() if logged & set(names)} or dict(list(panels.items())[:1])
+    fig = figures.training_curves(histories, shown, float(params.get("smoothing", 0.0)))
     return _with_png(fig, params)
 
 
@@ -97,7 +107,7 @@ def predict_examples(
     target_train_ids: Mapping[str, Callable[[], np.ndarray]],
     evaluation: Mapping[str, Any],
     reporting: Mapping[str, Any],
-    **models: dict[str, Any],
+    **models: dict[str, Any] | None,
 ) -> dict[str, Any]:
     """Each model's prediction for a few target images of the evaluation split, at the labels' resolution.
 
@@ -114,6 +124,8 @@ def predict_examples(
     predictions: dict[str, list[np.ndarray]] = {}
     num_classes = None
     for method, model in models.items():
+        if model is None:  # not trained yet
+            continue
         segmenter = unpack_segmenter(model).eval().to(device)
         num_classes = num_classes or segmenter.num_classes
         predictions[method] = [_predict(segmenter, s["image"], tuple(s["label"].shape), align_corners) for s in samples]

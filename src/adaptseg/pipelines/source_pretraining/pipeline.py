@@ -20,7 +20,7 @@ def create_template() -> Pipeline:
         [
             Node(
                 train_supervised,
-                ["manifest", "train_ids", "params:model", "params:training"],
+                ["manifest", "train_ids", "params:model", "run", "params:training"],
                 ["model", "history"],
                 name="train",
             )
@@ -30,7 +30,7 @@ def create_template() -> Pipeline:
 
 def create_finetune_template() -> Pipeline:
     return Pipeline(
-        [Node(finetune_supervised, ["start", "manifest", "train_ids", "params:training"], ["model", "history"], name="finetune")]
+        [Node(finetune_supervised, ["start", "manifest", "train_ids", "run", "params:training"], ["model", "history"], name="finetune")]
     )
 
 

@@ -1,4 +1,7 @@
-"""Tiny stand-ins with the interfaces of adaptseg.models (never imported here) and tiny datasets."""
+"""Tiny stand-ins with the interfaces of adaptseg.models (never imported here) and tiny datasets.
+
+A pytest plugin (tests/conftest.py): its fixtures serve the engine and method tests.
+"""
 
 from __future__ import annotations
 
@@ -16,6 +19,7 @@ class TinySegmenter(nn.Module):
 
     def __init__(self, num_classes: int = NUM_CLASSES, width: int = 4):
         super().__init__()
+        self.num_classes = num_classes
         self.backbone = nn.Sequential(
             nn.Conv2d(3, width, 3, stride=2, padding=1), nn.BatchNorm2d(width), nn.ReLU(),
             nn.Conv2d(width, width, 3, stride=2, padding=1), nn.BatchNorm2d(width), nn.ReLU(),

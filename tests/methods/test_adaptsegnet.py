@@ -3,20 +3,17 @@ import copy
 import pytest
 import torch
 
-from adaptseg.training import (
-    SOURCE_LABEL,
-    STEPS,
-    TARGET_LABEL,
-    Amp,
-    StepConfig,
-    adaptsegnet_step,
-    adversarial_loss,
-    get_step,
-    softmax_upsampled,
-    source_only_step,
-)
+from adaptseg.methods import METHODS, adaptsegnet, get_method, source_only
+from adaptseg.training import SOURCE_LABEL, TARGET_LABEL, Amp, adversarial_loss, softmax_upsampled
 
+StepConfig = adaptsegnet.Config
 MULTI = StepConfig(lambda_seg=0.1, lambda_adv_main=0.01, lambda_adv_aux=0.002)
+SINGLE = StepConfig(lambda_seg=0.0, lambda_adv_main=0.001, lambda_adv_aux=0.0, levels=("main",))
+FP32 = Amp("cpu", "fp32")
+
+
+def adaptsegnet_step(models, batch, config, amp=FP32):
+    return {k: float(v) for k, v in adaptsegnet.step(models, batch, config, amp).items()}
 
 
 def _snapshot(module):
@@ -93,11 +90,13 @@ def test_lambda_zero_control_still_passes_the_target_through_the_segmenter(model
 
 def test_single_level_runs_without_aux_discriminator(model_factory, batch):
     models = model_factory(multi_level=False)
-    single = StepConfig(lambda_seg=0.0, lambda_adv_main=0.001, lambda_adv_aux=0.0)
-    metrics = adaptsegnet_step(models, batch, single)
+    assert set(adaptsegnet.build_models(models["segmenter"], SINGLE)) == {"discriminator_main"}
+    metrics = adaptsegnet_step(models, batch, SINGLE)
     assert "loss_d_main" in metrics and "loss_d_aux" not in metrics and "loss_adv_aux" not in metrics
-    with pytest.raises(ValueError, match="discriminator_aux"):
-        adaptsegnet_step(models, batch, StepConfig(lambda_adv_aux=0.0002))
+    with pytest.raises(ValueError, match="aux level"):
+        StepConfig(lambda_adv_aux=0.0002, levels=("main",))
+    with pytest.raises(ValueError, match="levels"):
+        StepConfig(levels=("main", "layer2"))
 
 
 def test_least_squares_gan_step(models, batch):
@@ -105,15 +104,17 @@ def test_least_squares_gan_step(models, batch):
     assert all(torch.isfinite(torch.tensor(v)) for v in metrics.values())
 
 
-def test_source_only_step_and_registry(models, batch):
-    metrics = source_only_step({"segmenter": models["segmenter"]}, {"source": batch["source"]}, StepConfig())
+def test_source_only_step_and_the_methods_dict(models, batch):
+    metrics = source_only.step({"segmenter": models["segmenter"]}, {"source": batch["source"]}, source_only.Config(), FP32)
     assert set(metrics) == {"loss_seg", "loss_seg_aux"}
     assert models["segmenter"].main_head.weight.grad is not None
-    assert STEPS["oracle"] is source_only_step and get_step("adaptsegnet") is adaptsegnet_step
+    assert METHODS["source_only"] is source_only and get_method("adaptsegnet") is adaptsegnet
     with pytest.raises(ValueError, match="known methods"):
-        get_step("cycada")
+        get_method("cycada")
     with pytest.raises(ValueError, match="target"):
         adaptsegnet_step(models, {"source": batch["source"]}, StepConfig())
+    with pytest.raises(ValueError, match=r"lamda_adv_main.*known"):
+        StepConfig.from_dict({"lamda_adv_main": 0.1})
 
 
 def test_bf16_autocast_on_cpu_gives_losses_close_to_fp32(model_factory, batch):

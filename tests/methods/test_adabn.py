@@ -4,7 +4,7 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from adaptseg.training.adabn import reestimate_batchnorm
+from adaptseg.methods.adabn import reestimate_batchnorm
 
 
 class Images(Dataset):

@@ -1,15 +1,39 @@
-"""AdaBN (Li et al. 2016): re-estimate BatchNorm statistics on target images, no training.
+"""AdaBN (Li et al., 2016): re-estimate every BatchNorm layer's statistics on target images; no training.
 
-A baseline that every adversarial method must beat: when a domain shift is mostly a matter of feature
-statistics, re-estimating them closes much of the gap on its own.
+The baseline every adversarial method must beat: where a domain shift is mostly a matter of feature
+statistics, re-estimating them closes much of the gap on its own. It runs once, before any iteration
+(``start``), and has no per-iteration step, so the engine trains nothing.
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
 
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
+
+from adaptseg.methods.common import SEGMENTER, SegmentationConfig
+from adaptseg.training.engine import Context
+
+Config = SegmentationConfig
+TARGET_BATCHES = False
+CURVES: dict[str, tuple[str, ...]] = {}
+step = None  # nothing is trained
+
+
+def build_models(segmenter: nn.Module, config: Config) -> dict[str, nn.Module]:
+    return {}
+
+
+def start(models: Mapping[str, nn.Module], config: Config, context: Context) -> None:
+    """Replace the segmenter's BatchNorm statistics by their average over the target training images."""
+    if context.target is None:
+        raise ValueError("AdaBN needs the target training images: pass target_dataset to the training engine.")
+    reestimate_batchnorm(
+        models[SEGMENTER], context.target, batch_size=context.batch_size, device=context.device, progress=context.progress
+    )
 
 
 @torch.no_grad()
