@@ -91,3 +91,42 @@ def test_default_pipeline_trains_adapts_and_evaluates_every_method(project_copy)
     assert len(runs) == 1
     assert "metrics.adaptsegnet_multi.val.miou" in runs.columns
     assert "metrics.adaptsegnet_multi.loss_adv_main" in runs.columns
+
+
+@pytest.mark.slow
+def test_every_namespace_trains_and_is_evaluated_and_reported(project_copy):
+    """All adaptation namespaces (the zoo beside the default ones) and both ensembles, end to end on tiny data."""
+    import json
+
+    from adaptseg.pipelines.adaptation.pipeline import NAMESPACES
+    from adaptseg.pipelines.evaluation.pipeline import ENSEMBLES
+
+    size = [128, 64]  # layer4 features of 16×8: the smallest the feature-level discriminator takes
+    runtime = {
+        "synthesis": {"preview_pairs": 1, "generator": {"source_size": size, "target_size": size,
+                                                         "counts": {"source": 4, "train": 3, "val": 2, "dev": 1}}},
+        **_TINY_MODEL,
+        "source_pretraining": {"training": {"input_size": size, "engine": _TINY_ENGINE}},
+        **{ns: {"adaptation": {"input_size": {"source": size, "target": size}, "engine": _TINY_ENGINE}} for ns in NAMESPACES},
+        "evaluation": {"input_size": size, "batch_size": 2, "export": {"enabled": False}},
+        "model_selection": {"entropy_images": 1},
+        "reporting": {"examples": 1},
+    }
+    bootstrap_project(project_copy)
+    with KedroSession.create(project_path=project_copy, runtime_params=runtime) as session:
+        session.run(pipeline_names=["synthesis", "ingestion", "label_remapping"])
+    with KedroSession.create(project_path=project_copy, runtime_params=runtime) as session:
+        session.run(pipeline_names=["source_pretraining", "adaptation", "evaluation"],
+                    namespaces=[*NAMESPACES, *ENSEMBLES, "source_pretraining"])
+    with KedroSession.create(project_path=project_copy, runtime_params=runtime) as session:
+        session.run(pipeline_names=["reporting"])
+    data = project_copy / "data"
+    for name in (*NAMESPACES, *ENSEMBLES):
+        metrics = json.loads(next((data / "08_reporting/metrics" / f"{name}.json").glob("*/*.json")).read_text())
+        assert metrics["images"] == 2 and 0.0 <= metrics["protocols"]["19"]["miou"] <= 100.0, name
+    assert json.loads(next((data / "08_reporting/metrics/fda_mbt.json").glob("*/*.json")).read_text())["members"] == [
+        "fda", "fda_beta05", "fda_beta09"]
+    history = json.loads((data / "07_model_output/dacs/history.json").read_text())
+    assert {"loss_seg", "loss_mix", "confident_fraction"} <= set(history)
+    comparison = (data / "08_reporting/comparison.md").read_text()
+    assert all(f"`{name}`" in comparison for name in (*NAMESPACES, *ENSEMBLES))

@@ -26,12 +26,15 @@ class TinySegmenter(nn.Module):
             nn.Conv2d(width, width, 3, stride=2, padding=1), nn.BatchNorm2d(width), nn.ReLU(),
         )
         self.layer4 = nn.Sequential(nn.Conv2d(width, width, 3, padding=2, dilation=2), nn.ReLU())
+        self.feature_channels = width
         self.aux_head = nn.Conv2d(width, num_classes, 3, padding=1)
         self.main_head = nn.Conv2d(width, num_classes, 3, padding=1)
 
-    def forward(self, x):
+    def forward(self, x, return_features: bool = False):
         features = self.backbone(x)
-        return {"aux": self.aux_head(features), "out": self.main_head(self.layer4(features))}
+        layer4 = self.layer4(features)
+        out = {"aux": self.aux_head(features), "out": self.main_head(layer4)}
+        return {**out, "layer4": layer4} if return_features else out
 
     def parameter_groups(self, dedupe: bool = True):
         backbone = [*self.backbone.parameters(), *self.layer4.parameters()]

@@ -11,6 +11,7 @@ from kedro.framework.project import find_pipelines
 from kedro.pipeline import Pipeline
 
 from adaptseg.pipelines.adaptation.pipeline import DEFAULT_NAMESPACES, NAMESPACES
+from adaptseg.pipelines.evaluation.pipeline import ENSEMBLES
 
 
 def register_pipelines() -> dict[str, Pipeline]:
@@ -18,6 +19,7 @@ def register_pipelines() -> dict[str, Pipeline]:
     pipelines = find_pipelines(raise_errors=True)
     everything = sum(pipelines.values(), Pipeline([]))
     optional = {namespace for namespace in NAMESPACES if namespace not in DEFAULT_NAMESPACES}
+    optional |= {name for name, members in ENSEMBLES.items() if optional & set(members)}
     pipelines["__default__"] = Pipeline(
         [node for node in everything.nodes if (node.namespace or "").split(".")[0] not in optional]
     )

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from adaptseg.models import FCDiscriminator
+from adaptseg.models import MIN_INPUT_SIZE, FCDiscriminator
 
 
 def test_parameter_count_and_layers() -> None:
@@ -36,3 +36,12 @@ def test_too_small_input_is_a_clear_error() -> None:
 def test_wrong_channel_count_is_a_clear_error() -> None:
     with pytest.raises(ValueError, match=r"N x 19 x H x W.*\(1, 16, 64, 64\)"):
         FCDiscriminator(19)(torch.rand(1, 16, 64, 64))
+
+
+def test_feature_strides_accept_maps_at_output_stride_8() -> None:
+    model = FCDiscriminator(128, ndf=8, strides=(1, 1, 1, 2, 2))
+    assert model.min_input_size == 7 and FCDiscriminator(19).min_input_size == MIN_INPUT_SIZE
+    with torch.no_grad():  # the default small network's layer4 on a 256×128 image: 32×16
+        assert model(torch.rand(1, 128, 16, 32)).shape == (1, 1, 3, 7)
+    with pytest.raises(ValueError, match="at least 7 px"):
+        model(torch.rand(1, 128, 6, 32))

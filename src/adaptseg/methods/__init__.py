@@ -17,6 +17,8 @@ Kedro-free. The training engine runs any module that has these names (no base cl
 ``step(models, batch, config, amp) -> {name: 0-dim tensor}``
     One iteration: forward passes and ``amp.backward`` of its losses. It neither zeroes nor steps
     optimisers (the engine does, after checking the returned values are finite). ``None``: no iterations.
+    ``batch`` holds ``"source"`` (images, labels), ``"target"`` (images) when ``TARGET_BATCHES``, and
+    ``"progress"``: completed iterations / the schedule's horizon, in [0, 1).
 
 Optional hooks (absent means nothing to do), each given a :class:`common.Context`:
 
@@ -33,13 +35,19 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from adaptseg.methods import adabn, adaptsegnet, source_only
+from adaptseg.methods import adabn, adaptsegnet, advent, cbst, dacs, fda, feature_level, minent, source_only
 
 #: Method name → module. The names are what parameters' ``method:`` keys say.
 METHODS: dict[str, ModuleType] = {
     "source_only": source_only,
     "adabn": adabn,
     "adaptsegnet": adaptsegnet,
+    "feature_level": feature_level,
+    "minent": minent,
+    "advent": advent,
+    "fda": fda,
+    "cbst": cbst,
+    "dacs": dacs,
 }
 
 #: What every method module defines (``step`` may be None); the hooks are optional.

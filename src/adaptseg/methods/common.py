@@ -7,17 +7,19 @@ method's name.
 from __future__ import annotations
 
 import contextlib
+import copy
 from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, fields
 from typing import Any, TypeVar
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from adaptseg.config import from_mapping
 from adaptseg.data.labels import IGNORE_INDEX
 from adaptseg.training.engine import SEGMENTER, Context
-from adaptseg.training.losses import segmentation_loss
+from adaptseg.training.losses import segmentation_loss, upsample_logits
 from adaptseg.training.precision import Amp
 
 C = TypeVar("C", bound="SegmentationConfig")
@@ -94,14 +96,51 @@ def segmentation_losses(
 
 
 def supervised_step(
-    models: Mapping[str, nn.Module], labelled: Mapping, config: SegmentationConfig, amp: Amp
+    models: Mapping[str, nn.Module], labelled: Mapping, config: SegmentationConfig, amp: Amp, **forward: Any
 ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
     """Forward a labelled batch, backpropagate L_seg; returns the (graph-free) outputs and the logged losses.
 
-    The outputs are detached, for methods that reuse the source predictions (discriminator updates).
+    The outputs are detached, for methods that reuse the source predictions (discriminator updates);
+    ``forward`` goes to the segmenter (``return_features=True``).
     """
     with amp.autocast():
-        outputs = models[SEGMENTER](labelled["image"])
+        outputs = models[SEGMENTER](labelled["image"], **forward)
         loss, logged = segmentation_losses(outputs, labelled["label"], config)
     amp.backward(loss)
     return {k: v.detach() for k, v in outputs.items() if v is not None}, {k: v.detach() for k, v in logged.items()}
+
+
+class FrozenCopy(nn.Module):
+    """A copy of a network that never trains and always evaluates: an EMA teacher, a pseudo-labeller.
+
+    Its parameters take no gradient and it stays in eval mode whatever ``train()`` asks (the engine puts every
+    model in train mode), so its BatchNorm statistics and dropout never move. It is saved in checkpoints
+    like any model, so a resumed run labels with the same weights.
+    """
+
+    def __init__(self, network: nn.Module) -> None:
+        super().__init__()
+        self.network = copy.deepcopy(network)
+        for parameter in self.network.parameters():
+            parameter.requires_grad_(False)
+        super().train(False)
+
+    def train(self, mode: bool = True) -> FrozenCopy:
+        return super().train(False)
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        return self.network(*args, **kwargs)
+
+    @torch.no_grad()
+    def copy_from(self, network: nn.Module) -> None:
+        """Take ``network``'s current weights and buffers."""
+        self.network.load_state_dict(network.state_dict())
+
+
+def weighted_cross_entropy(
+    logits: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor, config: SegmentationConfig
+) -> torch.Tensor:
+    """Pixel-wise weighted cross-entropy at label resolution, mean over every pixel (ignored ones count 0)."""
+    logits = upsample_logits(logits, tuple(labels.shape[-2:]), config.align_corners)
+    loss = F.cross_entropy(logits, labels.long(), ignore_index=config.ignore_index, reduction="none")
+    return (loss * weights).mean()

@@ -309,12 +309,16 @@ class DeepLabV2(nn.Module):
             {"params": heads, "lr_mult": 10.0, "name": "heads"},
         ]
 
-    def forward(self, x: Tensor) -> dict[str, Tensor]:
+    def forward(self, x: Tensor, return_features: bool = False) -> dict[str, Tensor]:
+        """Logits ``{"aux", "out"}``; with ``return_features`` also the ``"layer4"`` features they come from
+        (feature-level adaptation puts its discriminator there)."""
         features = self.backbone(x)
         result = {}
         if self.aux_classifier is not None:
             result["aux"] = self.aux_classifier(features["layer3"])
         result["out"] = self.classifier(features["layer4"])
+        if return_features:
+            result["layer4"] = features["layer4"]
         return result
 
 

@@ -46,10 +46,13 @@ def packed_result(
         result.seconds, result.device, result.precision,
     )
     models = dict(result.models)
+    segmenter = models.pop("segmenter")
+    # frozen copies (an EMA teacher, a pseudo-labeller) stay in the run folder's last.pt, not in the model
+    trained = {name: m for name, m in models.items() if any(p.requires_grad for p in m.parameters())}
     return pack_model(
-        models.pop("segmenter"),
+        segmenter,
         spec,
-        extra_models=models,
+        extra_models=trained,
         method=params["name"],
         method_module=params.get("method", "source_only"),
         method_config=params.get("method_config") or {},

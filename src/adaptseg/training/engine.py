@@ -82,6 +82,7 @@ class Context:
     channels_last: bool = False
     batch_size: int = 1
     progress: bool = True
+    max_steps: int = 1  # the poly schedule's horizon (not stop_step, which a stopped and resumed run may change)
 
     def images(self, batch: Mapping[str, Any]) -> torch.Tensor:
         """A collated batch's images on the training device in the training memory format."""
@@ -270,25 +271,32 @@ def _floats(values: Mapping[str, torch.Tensor | float]) -> dict[str, float]:
 
 
 class _MetricWindow:
-    """Running sums of the metrics since the last log."""
+    """Running sums of the metrics since the last log, each over the iterations that reported it.
+
+    A method may report a metric on some iterations only (FDA's entropy once it is switched on): its mean is
+    over those iterations.
+    """
 
     def __init__(self, state: Mapping | None = None):
         state = state or {}
         self.sums: dict[str, float] = dict(state.get("sums", {}))
-        self.count: int = int(state.get("count", 0))
+        counts = state.get("counts")
+        if counts is None:  # checkpoints of format 1 kept one count for every metric
+            counts = {name: int(state.get("count", 0)) for name in self.sums}
+        self.counts: dict[str, int] = dict(counts)
 
     def add(self, metrics: Mapping[str, float]) -> None:
         for name, value in metrics.items():
             self.sums[name] = self.sums.get(name, 0.0) + value
-        self.count += 1
+            self.counts[name] = self.counts.get(name, 0) + 1
 
     def flush(self) -> dict[str, float]:
-        means = {name: total / self.count for name, total in self.sums.items()} if self.count else {}
-        self.sums, self.count = {}, 0
+        means = {name: total / self.counts[name] for name, total in self.sums.items()}
+        self.sums, self.counts = {}, {}
         return means
 
     def state_dict(self) -> dict:
-        return {"sums": dict(self.sums), "count": self.count}
+        return {"sums": dict(self.sums), "counts": dict(self.counts)}
 
 
 def _build_optimizers(models: Mapping[str, nn.Module], config: EngineConfig) -> dict[str, torch.optim.Optimizer]:
@@ -380,7 +388,7 @@ class _Run:
         self.optimizers = _build_optimizers(models, config)
         self.context = Context(
             target=target_dataset, device=self.device, amp=self.amp, channels_last=self.channels_last,
-            batch_size=config.batch_size, progress=config.progress,
+            batch_size=config.batch_size, progress=config.progress, max_steps=config.max_steps,
         )
         self.folder = Path(config.checkpoint_dir) if config.checkpoint_dir is not None else None
         self.start_step = self.done = 0
@@ -497,10 +505,11 @@ class _Run:
         before = getattr(hooks, "before_iteration", None)
         if before is not None:
             before(self.models, step, self.method_config, self.context)
-        batch = {
+        batch: dict[str, Any] = {
             domain: to_device(next(stream), self.device, self.channels_last, keep_label=domain == "source")
             for domain, stream in streams.items()
         }
+        batch["progress"] = step / config.max_steps  # how far along the schedule (FDA's entropy switch)
         metrics = _floats(self.method.step(self.models, batch, self.method_config, self.amp))
         bad = {name: value for name, value in metrics.items() if not math.isfinite(value)}
         if bad:

@@ -105,3 +105,33 @@ def prediction_entropy(
     log_p = F.log_softmax(logits, dim=1)
     entropy = -(log_p.exp() * log_p).sum(dim=1) / math.log(num_classes)
     return entropy.mean()
+
+
+def self_information(probabilities: torch.Tensor) -> torch.Tensor:
+    """ADVENT's weighted self-information map ``I_c = -P_c · log P_c / log C`` (B×C×H×W, each in [0, 1/e·log C]).
+
+    Summed over classes it is the normalised entropy; AdvEnt's discriminator sees it per class. ``0 · log 0``
+    is taken as 0 (ADVENT adds 1e-30 inside the logarithm).
+    """
+    num_classes = probabilities.shape[1]
+    if num_classes < 2:
+        raise ValueError(f"self_information needs at least 2 classes, got {num_classes}")
+    return -probabilities * torch.log(probabilities.clamp_min(1e-30)) / math.log(num_classes)
+
+
+def entropy_map(logits: torch.Tensor) -> torch.Tensor:
+    """Per-pixel normalised entropy ``-Σ_c p_c log p_c / log C`` (B×H×W, in [0, 1]) of logits, in float32."""
+    logits = logits.float()
+    log_p = F.log_softmax(logits, dim=1)
+    return -(log_p.exp() * log_p).sum(dim=1) / math.log(logits.shape[1])
+
+
+def charbonnier_entropy(
+    logits: torch.Tensor, size: tuple[int, int], eta: float = 2.0, epsilon: float = 1e-3, align_corners: bool = True
+) -> torch.Tensor:
+    """FDA's robust entropy: the mean over pixels of ``(E² + ε²)^η``, E the normalised entropy at ``size``.
+
+    η > 0.5 weighs confident pixels less than plain entropy minimisation does (the Charbonnier penalty).
+    """
+    entropy = entropy_map(upsample_logits(logits, size, align_corners))
+    return ((entropy**2 + epsilon**2) ** eta).mean()

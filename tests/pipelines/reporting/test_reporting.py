@@ -14,7 +14,7 @@ from mlflow import MlflowClient
 from PIL import Image
 
 from adaptseg.models.packaging import build_from_spec, pack_model
-from adaptseg.pipelines.evaluation.pipeline import MODELS
+from adaptseg.pipelines.evaluation.pipeline import ENSEMBLES, MODELS
 from adaptseg.pipelines.reporting import create_pipeline
 from adaptseg.pipelines.reporting.nodes import extra_protocol_metrics, predict_examples
 from tests.conftest import PROJECT_ROOT
@@ -27,6 +27,7 @@ FIGURES = ("per_class_iou", "training_curves", "confusion_matrices", "prediction
 def test_pipeline_reads_every_evaluated_model_and_declares_its_outputs():
     pipeline = create_pipeline()
     expected = {f"{m}.{kind}" for m in MODELS for kind in ("metrics", "history", "model")}
+    expected |= {f"{e}.metrics" for e in ENSEMBLES}  # ensembles: scores only, no weights or curves of their own
     shared = {"target_manifest", "target_train_ids", "params:reporting", "params:evaluation"}
     assert pipeline.inputs() == expected | shared
     catalog = yaml.safe_load((PROJECT_ROOT / "conf/base/catalog_reporting.yml").read_text())

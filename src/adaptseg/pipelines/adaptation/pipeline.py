@@ -19,6 +19,14 @@ NAMESPACES: dict[str, str] = {
     "lambda0_control": PRETRAINED,
     "adaptsegnet_single": PRETRAINED,
     "adaptsegnet_multi": PRETRAINED,
+    "feature_level": PRETRAINED,
+    "minent": PRETRAINED,
+    "advent": PRETRAINED,
+    "fda": PRETRAINED,
+    "fda_beta05": PRETRAINED,
+    "fda_beta09": PRETRAINED,
+    "cbst": "adaptsegnet_multi.model",
+    "dacs": PRETRAINED,
 }
 
 #: The namespaces ``__default__`` trains (``make run`` keeps within its time budget with these).

@@ -17,6 +17,7 @@ from torch.utils.data import Subset
 
 from adaptseg.data.torch_datasets import SegmentationDataset
 from adaptseg.evaluation import predict_dataset, protocol_scores
+from adaptseg.evaluation.ensemble import EnsembleSegmenter
 from adaptseg.evaluation.export import prediction_exports
 from adaptseg.evaluation.inference import labelled_dataset, mean_prediction_entropy
 from adaptseg.evaluation.metrics import scores_table
@@ -117,6 +118,31 @@ def evaluate_and_export(
     )
     metrics["export"] = {"label_id_pngs": len(label_ids), "colour_pngs": len(colours)}
     return metrics, label_ids, colours
+
+
+def evaluate_ensemble(
+    target_manifest: pd.DataFrame,
+    target_train_ids: Mapping[str, Callable[[], np.ndarray]],
+    evaluation: dict[str, Any],
+    params: dict[str, Any],
+    **members: dict[str, Any] | None,
+) -> dict[str, Any]:
+    """Scores of the published ensemble recipe ``params`` (``name``, ``combine``, ``weights``) of ``members``.
+
+    Evaluated exactly as a single model (the same inputs, upsampling and protocols); every member must have
+    been trained (a missing one is named).
+    """
+    missing = [name for name, model in members.items() if model is None]
+    if missing:
+        raise ValueError(
+            f"{params['name']}: members {missing} have not been trained yet; run kedro run --pipelines "
+            f"adaptation --namespaces {','.join(missing)} first."
+        )
+    ensemble = EnsembleSegmenter(
+        [unpack_segmenter(model) for model in members.values()], params.get("weights"), params.get("combine", "logits")
+    )
+    metrics = _evaluate({"method": params["name"]}, target_manifest, target_train_ids, evaluation, segmenter=ensemble)[0]
+    return {**metrics, "members": list(members), "combine": ensemble.combine, "weights": ensemble.weights.tolist()}
 
 
 def tabulate_metrics(metrics: dict[str, Any]) -> pd.DataFrame:

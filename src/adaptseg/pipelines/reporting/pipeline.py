@@ -4,7 +4,7 @@ a self-contained HTML report (``data/08_reporting/report.html``) and MLflow arti
 
 from kedro.pipeline import Node, Pipeline
 
-from adaptseg.pipelines.evaluation.pipeline import MODELS
+from adaptseg.pipelines.evaluation.pipeline import ENSEMBLES, MODELS
 
 from .nodes import (
     build_comparison,
@@ -25,7 +25,10 @@ def create_pipeline(**kwargs) -> Pipeline:
     return Pipeline(
         [
             Node(
-                collect_evaluations, {m: f"{m}.metrics" for m in MODELS}, "evaluations", name="collect_evaluations"
+                collect_evaluations,
+                {m: f"{m}.metrics" for m in (*MODELS, *ENSEMBLES)},
+                "evaluations",
+                name="collect_evaluations",
             ),
             Node(
                 collect_histories, {m: f"{m}.history" for m in MODELS}, "training_histories", name="collect_histories"
