@@ -22,9 +22,17 @@ pytest_plugins = ["tests.tiny_models"]
 
 @pytest.fixture(autouse=True)
 def _temporary_mlflow(tmp_path_factory, monkeypatch):
-    """Every test tracks into its own SQLite database, never the project's mlflow.db."""
+    """Every test tracks into its own SQLite database, never the project's mlflow.db, and starts and ends
+    with no active run (kedro-mlflow leaves a session's finished run on the thread's run stack)."""
+    import mlflow
+
     store = tmp_path_factory.mktemp("mlflow")
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{store}/mlflow.db")
+    while mlflow.active_run() is not None:
+        mlflow.end_run()
+    yield
+    while mlflow.active_run() is not None:
+        mlflow.end_run()
 
 
 def write_png(path: Path, array: np.ndarray, palette: list[int] | None = None) -> Path:

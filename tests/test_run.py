@@ -98,6 +98,8 @@ def test_every_namespace_trains_and_is_evaluated_and_reported(project_copy):
     """All adaptation namespaces (the zoo beside the default ones) and both ensembles, end to end on tiny data."""
     import json
 
+    import mlflow
+
     from adaptseg.pipelines.adaptation.pipeline import NAMESPACES
     from adaptseg.pipelines.evaluation.pipeline import ENSEMBLES
 
@@ -113,13 +115,15 @@ def test_every_namespace_trains_and_is_evaluated_and_reported(project_copy):
         "reporting": {"examples": 1},
     }
     bootstrap_project(project_copy)
-    with KedroSession.create(project_path=project_copy, runtime_params=runtime) as session:
-        session.run(pipeline_names=["synthesis", "ingestion", "label_remapping"])
-    with KedroSession.create(project_path=project_copy, runtime_params=runtime) as session:
-        session.run(pipeline_names=["source_pretraining", "adaptation", "evaluation"],
-                    namespaces=[*NAMESPACES, *ENSEMBLES, "source_pretraining"])
-    with KedroSession.create(project_path=project_copy, runtime_params=runtime) as session:
-        session.run(pipeline_names=["reporting"])
+    for pipelines, namespaces in (
+        (["synthesis", "ingestion", "label_remapping"], None),
+        (["source_pretraining", "adaptation", "evaluation"], [*NAMESPACES, *ENSEMBLES, "source_pretraining"]),
+        (["reporting"], None),
+    ):
+        with KedroSession.create(project_path=project_copy, runtime_params=runtime) as session:
+            session.run(pipeline_names=pipelines, namespaces=namespaces)
+        while mlflow.active_run() is not None:  # each `kedro run` its own MLflow run, as from the command line
+            mlflow.end_run()
     data = project_copy / "data"
     for name in (*NAMESPACES, *ENSEMBLES):
         metrics = json.loads(next((data / "08_reporting/metrics" / f"{name}.json").glob("*/*.json")).read_text())
