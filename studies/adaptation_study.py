@@ -44,7 +44,7 @@ logger = logging.getLogger("adaptation_study")
 PROJECT = Path(__file__).resolve().parents[1]
 #: The data pipelines every regime runs first, and the node name suffixes of a namespace's evaluation.
 DATA_PIPELINES = ("synthesis", "ingestion", "label_remapping")
-EVALUATION_NODES = (".evaluate", ".tabulate_metrics")
+EVALUATION_NODES = (".evaluate", ".evaluate_ensemble", ".tabulate_metrics")
 
 
 # ---------------------------------------------------------------------------------------------- parameters
@@ -105,6 +105,7 @@ class Plan:
     selection_split: str
     data_seed: int
     steps: dict[str, int] = field(default_factory=dict)  # {"pretrain": n, "adapt": m}
+    precision: str | None = None  # one precision for every model of the study (None: each block's own)
 
     @classmethod
     def from_settings(cls, settings: Mapping[str, Any], args: argparse.Namespace) -> Plan:
@@ -122,7 +123,10 @@ class Plan:
         selection = settings.get("selection") or {}
         steps = {"pretrain": args.pretrain_steps or settings["pretrain_steps"], "adapt": args.adapt_steps or settings["adapt_steps"]}
         grids = {} if args.no_selection else dict(settings.get("grids") or {})
-        return cls(regimes, grids, int(selection.get("seed", 1)), selection.get("split", "dev"), int(settings["data_seed"]), steps)
+        return cls(
+            regimes, grids, int(selection.get("seed", 1)), selection.get("split", "dev"), int(settings["data_seed"]),
+            steps, settings.get("precision"),
+        )
 
 
 # ---------------------------------------------------------------------------------------------- the runner
@@ -134,6 +138,8 @@ class Study:
         from kedro.framework.startup import bootstrap_project
         from kedro.io.catalog_config_resolver import CatalogConfigResolver
 
+        from adaptseg.pipelines.evaluation.pipeline import ENSEMBLES
+
         bootstrap_project(PROJECT)
         for noisy in ("kedro", "adaptseg.io"):  # bootstrapping configured them; a study logs per model instead
             logging.getLogger(noisy).setLevel(logging.WARNING)
@@ -141,6 +147,7 @@ class Study:
         everything = sum(self.pipelines.values(), Pipeline([]))
         self.training_nodes = {n.namespace: n for n in everything.nodes if n.namespace and "training" in n.tags}
         self.evaluation = self.pipelines["evaluation"]
+        self.ensembles = ENSEMBLES
         self.params, self.plan, self.out, self.quiet = params, plan, out, quiet
         self.resolver = CatalogConfigResolver(catalog_config)
         self.rows: list[dict] = []
@@ -165,6 +172,8 @@ class Study:
         trains_from_scratch = any(i.startswith("params:model") for i in self.node(namespace).inputs)
         steps = self.plan.steps["pretrain" if trains_from_scratch else "adapt"]
         engine = {**block.get("engine", {}), "seed": seed, "snapshot_every": 0}
+        if self.plan.precision:
+            engine["precision"] = self.plan.precision
         if steps:
             engine["max_steps"] = steps
         block["engine"] = engine
@@ -188,7 +197,13 @@ class Study:
         return {**self.params["synthesis"]["generator"], "seed": self.plan.data_seed, **regime.generator}
 
     def scope(self, namespace: str, seed: int, regime: Regime, knobs: Mapping[str, Any] | None = None) -> Path:
-        """The folder of one trained model: a hash of its parameters, its start's folder and its data."""
+        """The folder of one trained model: a hash of its parameters, its start's folder and its data.
+
+        An ensemble's folder is a hash of its members' folders and of how it combines them.
+        """
+        if namespace in self.ensembles:
+            members = [str(self.scope(m, seed, regime)) for m in self.ensembles[namespace]]
+            return self.out / "runs" / f"s{seed}/{regime.name}" / namespace / digest(members, self.params[namespace])
         knobs = self.knobs(namespace, regime) if knobs is None else knobs
         start = self.start_of(namespace)
         made_of = [
@@ -200,9 +215,12 @@ class Study:
         return self.out / "runs" / where / namespace / digest(*made_of)
 
     def knobs(self, namespace: str, regime: Regime) -> dict:
-        """The grid entry chosen on dev for this regime (none without a grid)."""
-        if namespace not in self.plan.grids:
+        """The grid entry chosen on dev for this regime (none without a grid; another's with ``follows``)."""
+        grid = self.plan.grids.get(namespace)
+        if grid is None:
             return {}
+        if isinstance(grid, Mapping):
+            return self.knobs(grid["follows"], regime)
         return self.select(namespace, regime)
 
     def catalog(
@@ -262,6 +280,10 @@ class Study:
         """Train ``namespace`` (and, first, what it starts from) unless its folder already holds the model."""
         import mlflow
 
+        if namespace in self.ensembles:  # evaluated from its members' weights: train those
+            for member in self.ensembles[namespace]:
+                self.train(member, seed, regime)
+            return self.scope(namespace, seed, regime)
         knobs = self.knobs(namespace, regime) if knobs is None else dict(knobs)
         scope = self.scope(namespace, seed, regime, knobs)
         if (scope / "done").is_file():
@@ -325,8 +347,7 @@ class Study:
             self.prepare_data(regime)
         for regime in self.plan.regimes:
             for namespace in regime.namespaces:
-                if namespace in self.plan.grids:
-                    self.select(namespace, regime)
+                self.knobs(namespace, regime)  # every grid chosen on dev before any seed's main runs
         for seed in sorted({s for r in self.plan.regimes for s in r.seeds}):
             for regime in self.plan.regimes:
                 if seed not in regime.seeds:

@@ -14,8 +14,10 @@ TINY = [
     "synthesis.generator.counts={source: 4, train: 3, val: 2, dev: 2}",
     "synthesis.generator.source_size=[64, 32]", "synthesis.generator.target_size=[64, 32]",
     "model.options.width=8", "evaluation.input_size=[64, 32]",
-    "study.grids={adaptsegnet_multi: [{lambda_adv_main: 0.1, lambda_adv_aux: 0.02}, {lambda_adv_main: 1.0, lambda_adv_aux: 0.2}]}",
-    *(f"{ns}.adaptation.input_size={{source: [64, 32], target: [64, 32]}}" for ns in ("source_only", "adaptsegnet_multi")),
+    "study.grids={adaptsegnet_multi: [{lambda_adv_main: 0.1, lambda_adv_aux: 0.02}, {lambda_adv_main: 1.0, lambda_adv_aux: 0.2}], "
+    "advent: {follows: adaptsegnet_multi}, minent: [{lambda_ent_main: 0.1}, {lambda_ent_main: 1.0}]}",
+    *(f"{ns}.adaptation.input_size={{source: [64, 32], target: [64, 32]}}"
+      for ns in ("source_only", "adaptsegnet_multi", "minent", "advent")),
     *(f"{ns}.training.input_size=[64, 32]" for ns in ("source_pretraining", "oracle_finetune")),
 ]
 
@@ -33,10 +35,10 @@ def study():
 def test_study_runs_namespaces_chooses_knobs_on_dev_and_resumes(study, tmp_path):
     out = tmp_path / "study"
     args = ["--out", str(out), "--seeds", "1", "2", "--regimes", "none", "strong",
-            "--namespaces", "source_only", "adabn", "adaptsegnet_multi", *TINY]
+            "--namespaces", "source_only", "adabn", "adaptsegnet_multi", "advent_minent", *TINY]
     study.main(args)
     rows = pd.read_csv(out / "results.csv")
-    assert len(rows) == 2 * 2 * 3 * 2  # seeds × regimes × namespaces × (dev, val)
+    assert len(rows) == 2 * 2 * 4 * 2  # seeds × regimes × namespaces × (dev, val)
     assert set(rows["split"]) == {"dev", "val"} and set(rows["regime"]) == {"none", "strong"}
     selection = json.loads((out / "selection.json").read_text())
     for regime in ("none", "strong"):  # chosen per regime, on dev, with the selection seed
@@ -45,9 +47,12 @@ def test_study_runs_namespaces_chooses_knobs_on_dev_and_resumes(study, tmp_path)
     multi = rows[rows["method"] == "adaptsegnet_multi"]
     assert all(json.loads(k) in [{"lambda_adv_main": 0.1, "lambda_adv_aux": 0.02}, {"lambda_adv_main": 1.0, "lambda_adv_aux": 0.2}]
                for k in multi["knobs"])
+    assert set(selection["none"]) == {"adaptsegnet_multi", "minent"}  # advent follows the multi-level choice
     # AdaBN starts from the same seed's source-only model (the pipeline's wiring), in each regime
     done = {p.parent.parent.name + "/" + p.parent.parent.parent.name: p for p in (out / "runs").rglob("done")}
-    assert {"adabn/none", "adabn/strong", "source_pretraining/s1"} <= set(done)
+    assert {"adabn/none", "adabn/strong", "source_pretraining/s1", "advent/none", "minent/strong"} <= set(done)
+    ensemble = rows[(rows["method"] == "advent_minent") & (rows["split"] == "val")]
+    assert len(ensemble) == 4 and ensemble["miou"].between(0, 100).all()
     assert (out / "summary.md").read_text().count("| none |") >= 1
 
     stamps = {p: p.stat().st_mtime_ns for p in (out / "runs").rglob("done")}
