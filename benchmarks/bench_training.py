@@ -45,25 +45,30 @@ class RandomImages(Dataset):
 
 
 def child(spec: dict) -> dict:
-    """One adaptation run of ``spec["steps"] + spec["warmup"]`` iterations; timings, losses and peak memory."""
-    from adaptseg.models import FCDiscriminator, build_segmenter
+    """One run of ``spec["steps"] + spec["warmup"]`` iterations of ``spec["method"]`` (AdaptSegNet multi-level by
+    default); timings, losses and peak memory."""
+    from adaptseg.methods import get_method
+    from adaptseg.models import build_segmenter
     from adaptseg.training import train
 
     torch.manual_seed(0)
     arch = spec["arch"]
     options = {"depth": 18, "width": 32} if arch == "deeplabv2_small" else {}
-    models = {
-        "segmenter": build_segmenter(arch, 19, multi_level=True, bn_mode="train", **options),
-        "discriminator_main": FCDiscriminator(19),
-        "discriminator_aux": FCDiscriminator(19),
-    }
+    method = get_method(spec.get("method", "adaptsegnet"))
+    method_config = method.Config.from_dict(spec.get("method_config"))
+    segmenter = build_segmenter(arch, 19, multi_level=True, bn_mode=spec.get("bn_mode", "train"), **options)
+    models = {"segmenter": segmenter, **method.build_models(segmenter, method_config)}
     step_times: list[float] = []
     last = [time.perf_counter()]
     cuda = spec.get("device", "auto") != "cpu" and torch.cuda.is_available()
+    warmup_peak = {}
 
     def tick(metrics, step):
         if cuda:
             torch.cuda.synchronize()
+            if step == spec["warmup"]:  # cuDNN autotuning happens in the warm-up: the timed steps' own peak
+                warmup_peak["allocated"] = torch.cuda.max_memory_allocated() / 2**30
+                torch.cuda.reset_peak_memory_stats()
         now = time.perf_counter()
         step_times.append(now - last[0])
         last[0] = now
@@ -72,8 +77,9 @@ def child(spec: dict) -> dict:
               "device": spec.get("device", "auto"), "log_every": 1, "progress": False, "checkpoint_dir": None,
               "seed": 0, "channels_last": spec.get("channels_last")}
     source_size, target_size = tuple(spec.get("source_size", SOURCE_SIZE)), tuple(spec.get("target_size", TARGET_SIZE))
-    result = train("adaptsegnet", models, RandomImages(source_size, True, count=4), config,
-                   target_dataset=RandomImages(target_size, False, count=4), on_metrics=tick)
+    result = train(method, models, RandomImages(source_size, True, count=4), config,
+                   target_dataset=RandomImages(target_size, False, count=4), method_config=method_config,
+                   on_metrics=tick)
     first = {k: v[0]["value"] for k, v in result.history.items() if k.startswith("loss")}
     timed = step_times[spec["warmup"]:]
     figures = {"seconds_per_iteration": statistics.median(timed), "first_step_losses": first,
@@ -81,6 +87,7 @@ def child(spec: dict) -> dict:
                "precision": result.precision, "device": str(result.device)}
     if cuda:
         figures["cuda_peak_allocated_gib"] = torch.cuda.max_memory_allocated() / 2**30
+        figures["cuda_warmup_peak_allocated_gib"] = warmup_peak.get("allocated")
         figures["cuda_peak_reserved_gib"] = torch.cuda.max_memory_reserved() / 2**30
     return figures
 
@@ -208,9 +215,45 @@ def resnet101_paper_resolution_cuda() -> dict:
     figures = _compare(fp32, amp, f"{amp['precision']} autocast + channels_last")
     for name, run in (("fp32", fp32), (amp["precision"], amp)):
         figures[f"{name} iterations/s"] = round(1 / run["seconds_per_iteration"], 2)
-        figures[f"{name} peak GPU memory allocated GiB"] = round(run["cuda_peak_allocated_gib"], 2)
-        figures[f"{name} peak GPU memory reserved GiB"] = round(run["cuda_peak_reserved_gib"], 2)
+        figures[f"{name} peak GPU memory allocated GiB (timed steps)"] = round(run["cuda_peak_allocated_gib"], 2)
+        figures[f"{name} peak GPU memory reserved GiB (timed steps)"] = round(run["cuda_peak_reserved_gib"], 2)
+        figures[f"{name} peak allocated GiB in the warm-up (cuDNN autotuning)"] = round(run["cuda_warmup_peak_allocated_gib"], 2)
     figures["device"] = torch.cuda.get_device_name(0)
+    return figures
+
+
+#: What every method's GPU row runs with: the project's adaptation default (frozen BatchNorm) and, for the
+#: self-training methods, a round and a teacher from the first step.
+GPU_METHOD_CONFIGS = {"fda": {"entropy_from": 0.0}, "cbst": {"rounds": 1}}
+
+
+def methods_paper_resolution_cuda(steps: int = 6, warmup: int = 3) -> dict:
+    """Every training method's iteration at the paper's setting on a GPU, through the engine the pipelines use.
+
+    ResNet-101 multi-level, 1280×720 source + 1024×512 target, batch 1+1, precision ``auto`` (bf16 autocast +
+    channels-last on GPUs that have bf16), BatchNorm frozen (the project's adaptation default), random data
+    (loading excluded), median of ``steps`` after ``warmup``. Peak memory is that of the timed steps (cuDNN's
+    autotuning trials happen in the warm-up and are reported apart). Each method in its own process.
+    """
+    from adaptseg.methods import METHODS
+
+    if not torch.cuda.is_available():
+        return {"skipped": "no CUDA GPU found on this machine (torch.cuda.is_available() is False): "
+                           "run `python benchmarks/run.py methods_paper_resolution_cuda` on a GPU machine"}
+    figures: dict = {"device": torch.cuda.get_device_name(0), "torch": torch.__version__}
+    for name, method in METHODS.items():
+        if method.step is None:
+            continue
+        run = _run(arch="deeplabv2_resnet101", method=name, method_config=GPU_METHOD_CONFIGS.get(name, {}),
+                   precision="auto", bn_mode="frozen", steps=steps, warmup=warmup, device="cuda",
+                   source_size=PAPER_SOURCE_SIZE, target_size=PAPER_TARGET_SIZE)
+        figures[name] = {
+            "s/iteration": round(run["seconds_per_iteration"], 4),
+            "peak GPU memory allocated GiB (timed steps)": round(run["cuda_peak_allocated_gib"], 2),
+            "peak allocated GiB in the warm-up (cuDNN autotuning)": round(run["cuda_warmup_peak_allocated_gib"], 2),
+            "precision": run["precision"],
+            "first-step losses": {k: round(v, 4) for k, v in run["first_step_losses"].items()},
+        }
     return figures
 
 

@@ -30,6 +30,7 @@ BENCHMARKS = {
     "small_adaptation_step": bench_training.small_step,
     "conv_shapes": bench_training.conv_shapes,
     "resnet101_paper_resolution_cuda": bench_training.resnet101_paper_resolution_cuda,
+    "methods_paper_resolution_cuda": bench_training.methods_paper_resolution_cuda,
     "evaluation_route": bench_evaluation.evaluation_route,
 }
 
