@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
 from adaptseg.config import from_mapping, reject_unknown_keys
 
 from .appearance import AppearanceStrengths
+from .corruptions import CORRUPTIONS, SEVERITIES
 from .layout import LAYOUT_SHIFTS
 
 TARGET_SPLITS = ("train", "val", "dev")
@@ -55,13 +57,45 @@ class SynthesisCounts:
 
 
 @dataclass(frozen=True)
+class TargetCorruption:
+    """A corruption of every target image (``corruptions.CORRUPTIONS``): a shift of another kind than the
+    appearance shift, at a severity from 1 (mild) to 5 (strong)."""
+
+    kind: str
+    severity: int
+
+    def __post_init__(self):
+        if not isinstance(self.kind, str) or self.kind not in CORRUPTIONS:
+            raise ValueError(f"corruption.kind must be one of {list(CORRUPTIONS)}, got {self.kind!r}.")
+        integer = isinstance(self.severity, int) and not isinstance(self.severity, bool)
+        if not integer or self.severity not in SEVERITIES:
+            raise ValueError(
+                f"corruption.severity must be an integer in {list(SEVERITIES)}, got {self.severity!r}."
+            )
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> TargetCorruption:
+        """From ``{kind: ..., severity: ...}``; an unknown or a missing key is an error that names it."""
+        known = {f.name for f in fields(cls)}
+        reject_unknown_keys("corruption", data, known)
+        missing = sorted(known - set(data))
+        if missing:
+            raise ValueError(f"corruption is missing key(s) {missing}; it needs {sorted(known)}.")
+        return cls(**data)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "severity": self.severity}
+
+
+@dataclass(frozen=True)
 class SynthesisConfig:
     """Parameters of the procedural GTA5-like → Cityscapes-like benchmark.
 
     ``seed`` fixes everything: each sample's random stream is derived from (seed, domain, split, index), so
     changing a count or a size never changes the other samples' layouts. ``layout_shift`` (none, mild,
     strong) sets how far the target's layout statistics depart from the source's; ``appearance`` holds the
-    target's appearance-shift strengths (0: looks like the source).
+    target's appearance-shift strengths (0: looks like the source). ``corruption`` (none by default) corrupts
+    every target image on top, with a shift of another kind (fog, noise, blur, ...; ``TargetCorruption``).
     """
 
     seed: int = 0
@@ -74,6 +108,7 @@ class SynthesisConfig:
     layout_shift: str = "none"
     appearance: AppearanceStrengths = field(default_factory=AppearanceStrengths)
     target_cities: dict[str, tuple[str, ...]] = field(default_factory=lambda: dict(DEFAULT_CITIES))
+    corruption: TargetCorruption | None = None
 
     def __post_init__(self):
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
@@ -86,6 +121,11 @@ class SynthesisConfig:
             raise ValueError("counts must be a SynthesisCounts (use SynthesisConfig.from_dict for plain dicts).")
         if not isinstance(self.appearance, AppearanceStrengths):
             raise ValueError("appearance must be an AppearanceStrengths (use SynthesisConfig.from_dict).")
+        if self.corruption is not None and not isinstance(self.corruption, TargetCorruption):
+            raise ValueError(
+                "corruption must be None or a TargetCorruption (use SynthesisConfig.from_dict for a mapping "
+                f"{{kind, severity}}), got {self.corruption!r}."
+            )
         cities = dict(DEFAULT_CITIES)
         reject_unknown_keys("target_cities", self.target_cities, set(TARGET_SPLITS))
         for split, names in self.target_cities.items():
@@ -112,6 +152,13 @@ class SynthesisConfig:
             data["appearance"] = AppearanceStrengths.from_dict(data["appearance"])
         if "target_cities" in data and data["target_cities"] is not None:
             data["target_cities"] = dict(data["target_cities"])
+        if isinstance(data.get("corruption"), Mapping):
+            data["corruption"] = TargetCorruption.from_dict(data["corruption"])
+        elif data.get("corruption") is not None and not isinstance(data["corruption"], TargetCorruption):
+            raise ValueError(
+                f"corruption must be a mapping {{kind, severity}} or null, got {data['corruption']!r}; "
+                f"kinds: {list(CORRUPTIONS)}, severities: {list(SEVERITIES)}."
+            )
         return cls(**data)
 
     def to_dict(self) -> dict[str, Any]:
@@ -124,6 +171,8 @@ class SynthesisConfig:
             "layout_shift": self.layout_shift,
             "appearance": self.appearance.to_dict(),
             "target_cities": {k: list(v) for k, v in self.target_cities.items()},
+            # absent when None: data versions hashed from configurations without one stay what they were
+            **({} if self.corruption is None else {"corruption": self.corruption.to_dict()}),
         }
 
     def count(self, split: str) -> int:

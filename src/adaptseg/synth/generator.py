@@ -12,13 +12,15 @@ from adaptseg.data.labels import label_id_palette
 
 from .appearance import render, render_source
 from .config import TARGET_SPLITS, SynthesisConfig
+from .corruptions import CORRUPTIONS
 from .layout import Layout, layout_profile, sample_layout
 
 #: Stream codes mixed into each sample's seed: (domain, split). ``dev`` has its own stream, so its
 #: scenes are independent of train/val whatever the counts.
 _DOMAIN_CODE = {"source": 1, "target": 2}
 _SPLIT_CODE = {"all": 0, "train": 1, "val": 2, "dev": 3}
-_LAYOUT_STREAM, _APPEARANCE_STREAM = 0, 1
+#: Stream ids within a sample. The corruption has its own, so that setting one changes no other draw.
+_LAYOUT_STREAM, _APPEARANCE_STREAM, _CORRUPTION_STREAM = 0, 1, 2
 CITYSCAPES_FRAME = 19  # the fine-annotated frame of every real Cityscapes snippet
 
 
@@ -49,8 +51,16 @@ def target_sample(config: SynthesisConfig, split: str, index: int) -> tuple[Imag
         layout_profile("target", config.layout_shift),
     )
     image = render(layout, sample_rng(config.seed, "target", split, index, _APPEARANCE_STREAM), config.appearance)
+    if config.corruption is not None:
+        image = corrupt(image, config, sample_rng(config.seed, "target", split, index, _CORRUPTION_STREAM))
     label = Image.frombytes("L", config.target_size, layout.labels.tobytes())
     return image, label, layout
+
+
+def corrupt(image: Image.Image, config: SynthesisConfig, rng: np.random.Generator) -> Image.Image:
+    """``image`` under ``config.corruption``, after rendering: the labels stay as they are."""
+    kind, severity = config.corruption.kind, config.corruption.severity
+    return Image.fromarray(CORRUPTIONS[kind](np.asarray(image.convert("RGB")), rng, severity))
 
 
 def source_name(index: int) -> str:
