@@ -10,7 +10,8 @@ the oracles) and its evaluation node on ``dev`` and ``val``, with the project's 
 puts every output in a folder of its own under ``--out``. Those folders are named by a hash of everything
 that made them (the namespace's parameters, its starting model's folder, the data), so a rerun reuses what
 is done and trains what is missing or changed: a study resumes where it stopped, and several processes or
-machines can share one ``--out`` (give each its own ``--seeds``; ``--summarise-only`` merges the rows).
+machines can share one ``--out`` (give each its own ``--seeds`` or ``--regimes``; ``selection.json`` merges,
+and a last invocation over everything, which finds every model done, writes the complete ``results.csv``).
 
 Knobs: a namespace with a grid (``study.grids``) trains once per grid entry on the selection seed in each
 regime; the entry with the highest ``dev`` mIoU is used for every seed of that regime. ``val`` is read only to
@@ -338,8 +339,19 @@ class Study:
             "grid": entries, f"{self.plan.selection_split}_miou": scores, "chosen": entries[best],
             "seed": self.plan.selection_seed, "split": self.plan.selection_split,
         }
-        (self.out / "selection.json").write_text(json.dumps(self.selection, indent=2))
+        self.save_selection()
         return entries[best]
+
+    def save_selection(self) -> None:
+        """selection.json, merged with what other processes sharing ``--out`` chose for other regimes."""
+        path = self.out / "selection.json"
+        merged = json.loads(path.read_text()) if path.is_file() else {}
+        for regime, chosen in self.selection.items():
+            merged.setdefault(regime, {}).update(chosen)
+        self.selection = merged
+        temporary = path.with_suffix(f".{os.getpid()}.tmp")
+        temporary.write_text(json.dumps(merged, indent=2))
+        temporary.replace(path)
 
     def study(self) -> None:
         started = time.perf_counter()
