@@ -16,7 +16,8 @@ help:
 	@echo "make run        the full default pipeline on the embedded synthetic data (MLflow: mlflow.db)"
 	@echo "make test       the whole test suite"
 	@echo "make bench      speed benchmarks -> data/08_reporting/benchmarks/benchmarks.{json,md}"
-	@echo "make study      the multi-seed adaptation study -> data/08_reporting/study/"
+	@echo "make study      every method over paired seeds and target regimes -> data/08_reporting/study/"
+	@echo "                (ARGS=\"--dataset synthia\" for a SYNTHIA-layout source; ARGS=\"--help\" for the rest)"
 	@echo "make viz        the Kedro-Viz static site (build/); make viz-serve serves it on 127.0.0.1:4141"
 	@echo "make mlflow-ui  the MLflow UI on this project's database"
 
@@ -49,7 +50,7 @@ clean-data:
 	find data -mindepth 2 ! -name .gitkeep -delete
 
 study: $(STAMP)
-	$(BIN)/python studies/adaptation_study.py
+	$(BIN)/python studies/adaptation_study.py $(ARGS)
 
 # Lineage: the Kedro-Viz static site (build/, with dataset previews) and the live app on loopback.
 viz: $(STAMP)

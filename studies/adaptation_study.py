@@ -49,15 +49,24 @@ EVALUATION_NODES = (".evaluate", ".evaluate_ensemble", ".tabulate_metrics")
 
 
 # ---------------------------------------------------------------------------------------------- parameters
-def load_parameters(env: str | None) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The project's parameters and catalog configuration in environment ``env`` (over base)."""
+#: --dataset → the source domain's kind and where the synthetic generator writes it (runtime parameters, as
+#: `kedro run --params "source.kind=synthia,source.root=..."` gives them: the catalog and the generator agree).
+DATASETS = {
+    "gta5": {},
+    "synthia": {"source": {"kind": "synthia", "root": "data/01_raw/synthetic/synthia"}},
+}
+
+
+def load_parameters(env: str | None, dataset: str = "gta5") -> tuple[dict[str, Any], dict[str, Any]]:
+    """The project's parameters and catalog configuration in environment ``env`` (over base) for a source
+    ``dataset`` layout."""
     from kedro.config import OmegaConfigLoader
 
     from adaptseg.settings import CONFIG_LOADER_ARGS
 
     loader = OmegaConfigLoader(
         conf_source=str(PROJECT / "conf"), base_env="base", default_run_env=env or "local",
-        custom_resolvers=CONFIG_LOADER_ARGS["custom_resolvers"],
+        custom_resolvers=CONFIG_LOADER_ARGS["custom_resolvers"], runtime_params=DATASETS[dataset],
     )
     return dict(loader["parameters"]), dict(loader["catalog"])
 
@@ -194,8 +203,17 @@ class Study:
     def data_root(self, regime: Regime) -> Path:
         return self.out / "data" / f"{regime.name}-{digest(self.generator(regime))}"
 
-    def generator(self, regime: Regime) -> dict:
-        return {**self.params["synthesis"]["generator"], "seed": self.plan.data_seed, **regime.generator}
+    def generator(self, regime: Regime | None = None) -> dict:
+        """What makes the regime's data (the generator's settings; the base settings without a regime).
+
+        The source layout counts where it is not GTA5's, the layout of every study before SYNTHIA's, so
+        that their folders stay valid.
+        """
+        layout = self.params["synthesis"].get("source_layout", "gta5")
+        made_of = {**self.params["synthesis"]["generator"], **({} if layout == "gta5" else {"source_layout": layout})}
+        if regime is None:
+            return made_of
+        return {**made_of, "seed": self.plan.data_seed, **regime.generator}
 
     def scope(self, namespace: str, seed: int, regime: Regime, knobs: Mapping[str, Any] | None = None) -> Path:
         """The folder of one trained model: a hash of its parameters, its start's folder and its data.
@@ -210,7 +228,7 @@ class Study:
         made_of = [
             self.block(namespace, seed, knobs),
             self.params["model"] if start is None else str(self.scope(start, seed, regime)),
-            self.generator(regime) if self.reads_target(namespace) else self.params["synthesis"]["generator"],
+            self.generator(regime) if self.reads_target(namespace) else self.generator(),
         ]
         where = f"s{seed}" if not self.reads_target(namespace) and start is None else f"s{seed}/{regime.name}"
         return self.out / "runs" / where / namespace / digest(*made_of)
@@ -273,7 +291,8 @@ class Study:
             return
         logger.info("data for regime %s -> %s", regime.name, root)
         pipeline = sum((self.pipelines[p] for p in DATA_PIPELINES), Pipeline([]))
-        params = with_changes(self.params, {"synthesis.generator": self.generator(regime)})
+        generator = {k: v for k, v in self.generator(regime).items() if k != "source_layout"}
+        params = with_changes(self.params, {"synthesis.generator": generator})
         self.run(pipeline, self.catalog(pipeline, regime, self.plan.selection_seed, params))
         (root / "done").write_text("data pipelines finished\n")
 
@@ -371,12 +390,14 @@ class Study:
                                 (time.perf_counter() - started) / 60)
 
     def record(self, namespace: str, seed: int, regime: Regime, split: str, metrics: Mapping) -> None:
-        scores = metrics["protocols"][str(self.params["model"]["num_classes"])]
+        main = str(self.params["model"]["num_classes"])
+        scores = metrics["protocols"][main]
+        narrower = {f"miou{p}": round(v["miou"], 3) for p, v in metrics["protocols"].items() if p != main}
         self.rows = [r for r in self.rows if (r["seed"], r["regime"], r["method"], r["split"]) != (seed, regime.name, namespace, split)]
         self.rows.append(
             {"seed": seed, "regime": regime.name, "method": namespace, "split": split,
              "knobs": json.dumps(self.knobs(namespace, regime), sort_keys=True),
-             "miou": round(scores["miou"], 3), "pixel_accuracy": round(scores["pixel_accuracy"], 3)}
+             "miou": round(scores["miou"], 3), **narrower, "pixel_accuracy": round(scores["pixel_accuracy"], 3)}
             | {f"iou.{k}": v for k, v in scores["iou"].items()}
         )
         pd.DataFrame(self.rows).to_csv(self.out / "results.csv", index=False)
@@ -406,6 +427,10 @@ def _rooted(config: Any, root: Path) -> Any:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--env", default=None, help="Kedro config environment (default: local over base)")
+    parser.add_argument(
+        "--dataset", choices=sorted(DATASETS), default="gta5",
+        help="the synthetic source's layout: gta5, or synthia (SYNTHIA-RAND-CITYSCAPES, 16/13-class summaries too)",
+    )
     parser.add_argument("--seeds", type=int, nargs="*", help="these seeds in every regime")
     parser.add_argument("--regimes", nargs="*", help="a subset of study.regimes")
     parser.add_argument("--namespaces", nargs="*", help="these namespaces in every regime")
@@ -416,22 +441,23 @@ def main(argv: list[str] | None = None) -> None:
         "--set", dest="overrides", nargs="*", default=[], metavar="KEY=VALUE",
         help="override parameters as kedro --params does, e.g. adaptsegnet_multi.adaptation.method_config.ndf=64",
     )
-    parser.add_argument("--out", default="data/08_reporting/study")
+    parser.add_argument("--out", help="default: data/08_reporting/study, or study_synthia with --dataset synthia")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.add_argument("--summarise-only", action="store_true", help="summarise --out's results.csv; train nothing")
     args = parser.parse_args(argv)
     recorded_argv = sys.argv[1:] if argv is None else argv
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
 
-    params, catalog_config = load_parameters(args.env)
+    params, catalog_config = load_parameters(args.env, args.dataset)
     params = with_overrides(params, args.overrides)
     settings = params["study"]
-    out = Path(args.out)
+    out = Path(args.out or ("data/08_reporting/study" + ("" if args.dataset == "gta5" else f"_{args.dataset}")))
+    protocols = PROTOCOLS[args.dataset]
     if args.summarise_only:
         results = out / "results.csv"
         if not results.exists():
             raise SystemExit(f"--summarise-only: {results} does not exist (nothing to summarise)")
-        write_summary(pd.read_csv(results), out, settings, {"argv": recorded_argv, "study": settings})
+        write_summary(pd.read_csv(results), out, settings, {"argv": recorded_argv, "study": settings}, protocols)
         return
     plan = Plan.from_settings(settings, args)
     out.mkdir(parents=True, exist_ok=True)
@@ -446,24 +472,33 @@ def main(argv: list[str] | None = None) -> None:
     study.study()
     write_summary(pd.DataFrame(study.rows), out, settings,
                   {"argv": recorded_argv, "study": settings, "selection": study.selection,
-                   "minutes": round((time.perf_counter() - started) / 60, 1)})
+                   "minutes": round((time.perf_counter() - started) / 60, 1)}, protocols)
     print(f"wrote {out}/results.csv, summary.md, summary.json, summary.png in {(time.perf_counter() - started) / 60:.1f} min")
 
 
-def write_summary(rows: pd.DataFrame, out: Path, settings: Mapping, recorded: Mapping) -> None:
-    """summary.md / .json / .png and settings.json of the study's ``val`` rows, beside results.csv."""
+#: --dataset → the class protocols summarised beside the model's own (SYNTHIA reports 16 and 13 classes).
+PROTOCOLS = {"gta5": (), "synthia": (16, 13)}
+
+
+def write_summary(
+    rows: pd.DataFrame, out: Path, settings: Mapping, recorded: Mapping, protocols: Iterable[int] = ()
+) -> None:
+    """summary.md / .json / .png (and summary_<protocol>.* per narrower protocol) of the study's ``val`` rows,
+    and settings.json, beside results.csv."""
     from adaptseg.reporting.study_summary import summarise_study
 
-    summary = summarise_study(
-        rows, split="val", order=settings["namespaces"], baselines=settings.get("baselines", ["source_only"]),
-        comparisons=settings.get("comparisons", []),
-    )
     out.mkdir(parents=True, exist_ok=True)
-    (out / "summary.json").write_text(json.dumps(summary["json"], indent=2))
-    (out / "summary.md").write_text(summary["markdown"])
+    for protocol in (None, *protocols):
+        summary = summarise_study(
+            rows, split="val", order=settings["namespaces"], baselines=settings.get("baselines", ["source_only"]),
+            comparisons=settings.get("comparisons", []), value="miou" if protocol is None else f"miou{protocol}",
+        )
+        stem = "summary" if protocol is None else f"summary_{protocol}"
+        (out / f"{stem}.json").write_text(json.dumps(summary["json"], indent=2))
+        (out / f"{stem}.md").write_text(summary["markdown"])
+        summary["figure"].savefig(out / f"{stem}.png", dpi=110, bbox_inches="tight")
+        print(summary["markdown"])
     (out / "settings.json").write_text(json.dumps(recorded, indent=2, default=str))
-    summary["figure"].savefig(out / "summary.png", dpi=110, bbox_inches="tight")
-    print(summary["markdown"])
 
 
 if __name__ == "__main__":

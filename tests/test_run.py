@@ -134,3 +134,37 @@ def test_every_namespace_trains_and_is_evaluated_and_reported(project_copy):
     assert {"loss_seg", "loss_mix", "confident_fraction"} <= set(history)
     comparison = (data / "08_reporting/comparison.md").read_text()
     assert all(f"`{name}`" in comparison for name in (*NAMESPACES, *ENSEMBLES))
+
+
+@pytest.mark.slow
+def test_synthia_layout_source_runs_through_the_pipelines(project_copy):
+    """`source.kind=synthia`: synthesis writes the SYNTHIA layout (16-bit labels), ingestion and remapping read
+    it with SYNTHIA's table, and a model adapts and is scored in the 16- and 13-class protocols."""
+    import json
+
+    import numpy as np
+
+    from adaptseg.data.png16 import png_bit_depth, read_png16
+
+    size = [96, 48]
+    runtime = {
+        **TINY_TRAINING,
+        "source": {"kind": "synthia", "root": "data/01_raw/synthetic/synthia"},
+        "synthesis": {**TINY["synthesis"], "generator": {**TINY["synthesis"]["generator"], "source_size": size}},
+        "source_pretraining": {"training": {"input_size": size, "engine": _TINY_ENGINE}},
+        "adaptsegnet_multi": {"adaptation": {"input_size": {"source": size, "target": size}, "engine": _TINY_ENGINE}},
+    }
+    bootstrap_project(project_copy)
+    with KedroSession.create(project_path=project_copy, runtime_params=runtime) as session:
+        session.run(pipeline_names=["synthesis", "ingestion", "label_remapping"])
+    with KedroSession.create(project_path=project_copy, runtime_params=runtime) as session:
+        session.run(pipeline_names=["source_pretraining", "adaptation", "evaluation"],
+                    namespaces=["source_pretraining", "adaptsegnet_multi"])
+    data = project_copy / "data"
+    label = data / "01_raw/synthetic/synthia/GT/LABELS/0000000.png"
+    assert (data / "01_raw/synthetic/synthia/RGB/0000000.png").is_file() and png_bit_depth(label) == 16
+    assert set(np.unique(read_png16(label)[:, :, 0])) <= set(range(23))
+    manifest = pd.read_csv(data / "02_intermediate/source_manifest.csv")
+    assert set(manifest["kind"]) == {"synthia"} and len(manifest) == 6
+    metrics = json.loads(next((data / "08_reporting/metrics/adaptsegnet_multi.json").glob("*/*.json")).read_text())
+    assert set(metrics["protocols"]) == {"19", "16", "13"} and 0 <= metrics["protocols"]["13"]["miou"] <= 100

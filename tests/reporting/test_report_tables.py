@@ -8,6 +8,7 @@ from adaptseg.data.labels import TRAIN_CLASSES, protocol_class_names
 from adaptseg.evaluation.metrics import protocol_scores
 from adaptseg.pipelines.evaluation.pipeline import MODELS
 from adaptseg.reporting.comparison import markdown_tables, per_class_table, summary_table
+from adaptseg.data.labels import protocol_class_names
 from adaptseg.reporting.published import GTA5_CITYSCAPES, published_benchmark
 
 
@@ -36,6 +37,10 @@ def test_published_rows_match_their_stated_means():
             assert list(row.iou) == list(TRAIN_CLASSES)
             assert np.mean(list(row.iou.values())) == pytest.approx(row.miou, abs=0.05), row.label
     assert {r.miou for r in GTA5_CITYSCAPES.rows} == {36.6, 41.4, 42.4, 65.1}
+    synthia = published_benchmark("synthia_cityscapes")
+    multi = synthia.rows[0]
+    assert synthia.protocol == 13 and list(multi.iou) == list(protocol_class_names(13))
+    assert np.mean(list(multi.iou.values())) == pytest.approx(multi.miou, abs=0.05) and multi.miou == 46.7
     assert published_benchmark(None) is None
     with pytest.raises(ValueError, match="not a known benchmark"):
         published_benchmark("synthia_cityscapes_typo")

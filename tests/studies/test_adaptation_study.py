@@ -80,3 +80,17 @@ def test_summarise_only_writes_the_summary_of_existing_rows(study, tmp_path):
 def test_summarise_only_without_results_names_the_file(study, tmp_path):
     with pytest.raises(SystemExit, match="results.csv does not exist"):
         study.main(["--summarise-only", "--out", str(tmp_path / "empty")])
+
+
+@pytest.mark.slow
+def test_study_on_a_synthia_layout_source_reports_16_and_13_classes(study, tmp_path):
+    out = tmp_path / "synthia"
+    study.main(["--dataset", "synthia", "--out", str(out), "--seeds", "1", "--regimes", "none",
+                "--namespaces", "source_only", "--no-selection", *TINY])
+    rows = pd.read_csv(out / "results.csv")
+    assert {"miou", "miou16", "miou13"} <= set(rows.columns) and len(rows) == 2
+    assert (out / "summary_16.md").read_text().startswith("# Method study (target `val` mIoU (16 classes)")
+    assert (out / "summary_13.md").is_file()
+    data = next((out / "data").iterdir())
+    assert (data / "01_raw/synthetic/synthia/GT/LABELS").is_dir()  # the generator wrote the SYNTHIA layout
+    assert set(pd.read_csv(data / "02_intermediate/source_manifest.csv")["kind"]) == {"synthia"}

@@ -1,7 +1,10 @@
-"""The one home of every label fact: Cityscapes label ids, train ids, class names, palette, protocols.
+"""The one home of every label fact: Cityscapes label ids, train ids, class names, palette, protocols, and
+the SYNTHIA class ids.
 
-GTA5 labels use Cityscapes label ids, so one table serves both datasets. The SYNTHIA protocols
-(16 and 13 classes) are subsets of the 19 Cityscapes train classes, renumbered compactly.
+GTA5 labels use Cityscapes label ids, so one table serves both datasets. SYNTHIA-RAND-CITYSCAPES labels hold
+SYNTHIA's own class ids (channel 0 of 16-bit PNGs), mapped to the 19 train ids by the table AdaptSegNet-
+derived code uses. The SYNTHIA protocols (16 and 13 classes) are subsets of the 19 train classes, renumbered
+compactly.
 """
 
 from __future__ import annotations
@@ -81,6 +84,29 @@ TRAIN_PALETTE: np.ndarray = np.array(
 #: Label ids that may legally occur in a Cityscapes labelIds PNG or a GTA5 label PNG (0..33).
 VALID_LABEL_IDS: frozenset[int] = frozenset(label.id for label in CITYSCAPES_LABELS if label.id >= 0)
 
+#: SYNTHIA-RAND-CITYSCAPES class ids (channel 0 of its ``GT/LABELS`` PNGs) and names.
+SYNTHIA_CLASSES: dict[int, str] = {
+    0: "void", 1: "sky", 2: "building", 3: "road", 4: "sidewalk", 5: "fence", 6: "vegetation", 7: "pole",
+    8: "car", 9: "traffic sign", 10: "pedestrian", 11: "bicycle", 12: "motorcycle", 13: "parking-slot",
+    14: "road-work", 15: "traffic light", 16: "terrain", 17: "rider", 18: "truck", 19: "bus", 20: "train",
+    21: "wall", 22: "lanemarking",
+}
+
+#: SYNTHIA id → 19-class train id (the de-facto map of CLAN, BDL, ADVENT-derived code, DADA); void,
+#: parking-slot, road-work and lanemarking are ignored.
+SYNTHIA_TO_TRAIN_ID: dict[int, int] = {
+    3: 0, 4: 1, 2: 2, 21: 3, 5: 4, 7: 5, 15: 6, 9: 7, 6: 8, 16: 9, 1: 10, 10: 11, 17: 12, 8: 13, 18: 14, 19: 15,
+    20: 16, 12: 17, 11: 18,
+}
+
+#: Label id → 19-class train id for every dataset kind (GTA5 uses Cityscapes label ids).
+_CITYSCAPES_TO_TRAIN_ID = {label.id: label.train_id for label in CITYSCAPES_LABELS if 0 <= label.train_id < 255}
+TRAIN_ID_TABLES: dict[str, dict[int, int]] = {
+    "cityscapes": _CITYSCAPES_TO_TRAIN_ID,
+    "gta5": _CITYSCAPES_TO_TRAIN_ID,
+    "synthia": SYNTHIA_TO_TRAIN_ID,
+}
+
 #: Evaluation protocols: which of the 19 train ids each keeps, in compact order.
 PROTOCOLS: dict[int, tuple[int, ...]] = {
     19: tuple(range(19)),
@@ -106,18 +132,25 @@ def protocol_palette(num_classes: int) -> np.ndarray:
     return TRAIN_PALETTE[list(protocol_train_ids(num_classes))]
 
 
-def label_id_to_train_id_lut(num_classes: int = 19) -> np.ndarray:
-    """A 256-entry uint8 lookup table from Cityscapes label ids to compact train ids of a protocol.
+def label_id_to_train_id_lut(num_classes: int = 19, kind: str = "cityscapes") -> np.ndarray:
+    """A 256-entry uint8 lookup table from a dataset kind's label ids to compact train ids of a protocol.
 
-    Every id that the protocol does not evaluate, and every value outside the label table, maps to 255.
+    Every id that the protocol does not evaluate, and every value outside the kind's table, maps to 255.
     """
+    if kind not in TRAIN_ID_TABLES:
+        raise ValueError(f"Unknown dataset kind {kind!r}; choose one of {sorted(TRAIN_ID_TABLES)}.")
     kept = protocol_train_ids(num_classes)
     compact = {train_id: index for index, train_id in enumerate(kept)}
     lut = np.full(256, IGNORE_INDEX, dtype=np.uint8)
-    for label in CITYSCAPES_LABELS:
-        if 0 <= label.id < 256 and label.train_id in compact:
-            lut[label.id] = compact[label.train_id]
+    for label_id, train_id in TRAIN_ID_TABLES[kind].items():
+        if train_id in compact:
+            lut[label_id] = compact[train_id]
     return lut
+
+
+def valid_label_ids(kind: str) -> frozenset[int]:
+    """The ids a label of dataset ``kind`` may hold (Cityscapes' 0..33 for GTA5 and Cityscapes)."""
+    return frozenset(SYNTHIA_CLASSES) if kind == "synthia" else VALID_LABEL_IDS
 
 
 def train_id_to_label_id_lut(num_classes: int = 19) -> np.ndarray:
@@ -149,3 +182,17 @@ def label_id_palette() -> list[int]:
         if label.id >= 0:
             palette[label.id] = label.color
     return palette.flatten().tolist()
+
+
+def cityscapes_to_synthia_lut() -> np.ndarray:
+    """A 256-entry table from Cityscapes label ids to SYNTHIA ids (the synthetic source in the SYNTHIA layout).
+
+    Train classes go to their SYNTHIA class; parking goes to SYNTHIA's parking-slot (an id the protocols
+    drop); every other id is void (0).
+    """
+    by_train_id = {train_id: synthia_id for synthia_id, train_id in SYNTHIA_TO_TRAIN_ID.items()}
+    lut = np.zeros(256, dtype=np.uint8)
+    for label_id, train_id in _CITYSCAPES_TO_TRAIN_ID.items():
+        lut[label_id] = by_train_id[train_id]
+    lut[LABEL_BY_NAME["parking"].id] = 13
+    return lut

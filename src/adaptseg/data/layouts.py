@@ -17,10 +17,6 @@ CITYSCAPES_IMAGE_SUFFIX = "_leftImg8bit.png"
 CITYSCAPES_LABEL_SUFFIX = "_gtFine_labelIds.png"
 
 
-class UnsupportedDatasetError(ValueError):
-    """A dataset kind that the project knows of but cannot read yet."""
-
-
 @dataclass(frozen=True)
 class Problem:
     """One offending file and what is wrong with it."""
@@ -37,17 +33,16 @@ class ScanResult:
     problems: list[Problem] = field(default_factory=list)
 
 
-def scan_gta5(root: Path, options: dict[str, Any]) -> ScanResult:
-    """GTA5: ``images/<name>.png`` paired with ``labels/<name>.png``, all in one ``train`` split.
+def _scan_pairs(images: Path, labels: Path, options: dict[str, Any], layout: str) -> ScanResult:
+    """``images/<name>.png`` paired with ``labels/<name>.png`` by name, all in one ``train`` split.
 
     ``options["list_file"]`` (optional): a text file of names (``00001.png`` per line, as
     ``gta5_list/train.txt``) restricting the scan.
     """
     result = ScanResult()
-    images, labels = root / "images", root / "labels"
     for folder in (images, labels):
         if not folder.is_dir():
-            result.problems.append(Problem(str(folder), "folder missing (GTA5 layout needs images/ and labels/)"))
+            result.problems.append(Problem(str(folder), f"folder missing ({layout})"))
     if result.problems:
         return result
     image_names = {p.name for p in images.glob("*.png")}
@@ -67,6 +62,11 @@ def scan_gta5(root: Path, options: dict[str, Any]) -> ScanResult:
             {"split": "train", "sample_id": Path(name).stem, "image_path": str(images / name), "label_path": str(labels / name)}
         )
     return result
+
+
+def scan_gta5(root: Path, options: dict[str, Any]) -> ScanResult:
+    """GTA5: ``images/<name>.png`` paired with ``labels/<name>.png`` (paletted, Cityscapes label ids)."""
+    return _scan_pairs(root / "images", root / "labels", options, "GTA5 layout needs images/ and labels/")
 
 
 def scan_cityscapes(root: Path, options: dict[str, Any]) -> ScanResult:
@@ -120,11 +120,11 @@ def scan_cityscapes(root: Path, options: dict[str, Any]) -> ScanResult:
 
 
 def scan_synthia(root: Path, options: dict[str, Any]) -> ScanResult:
-    """SYNTHIA-RAND-CITYSCAPES (RGB/ + 16-bit GT/LABELS/): not supported yet."""
-    raise UnsupportedDatasetError(
-        f"Dataset kind 'synthia' (root {root}) is not supported yet: its 16-bit multi-channel label PNGs need "
-        "their own reader. Use kind 'gta5' or 'cityscapes' for now."
-    )
+    """SYNTHIA-RAND-CITYSCAPES: ``RGB/<name>.png`` paired with ``GT/LABELS/<name>.png``, one ``train`` split.
+
+    The labels are 16-bit multi-channel PNGs with the SYNTHIA class id in channel 0 (``data.png16``).
+    """
+    return _scan_pairs(root / "RGB", root / "GT" / "LABELS", options, "SYNTHIA layout needs RGB/ and GT/LABELS/")
 
 
 SCANNERS: dict[str, Callable[[Path, dict[str, Any]], ScanResult]] = {

@@ -6,6 +6,7 @@ import numpy as np
 from PIL import Image
 
 from adaptseg.data.labels import IGNORE_INDEX, label_id_to_train_id_lut, remap_with_lut
+from adaptseg.data.png16 import png_bit_depth, read_png16
 
 
 _LABEL_MODES = ("L", "P", "I;16", "I")
@@ -17,7 +18,14 @@ def _check_mode(image: Image.Image, path: str) -> None:
 
 
 def read_label_ids(path: str) -> np.ndarray:
-    """Read a label PNG as an array of label ids (paletted GTA5 PNGs give their palette indices)."""
+    """Read a label PNG as an array of label ids.
+
+    Paletted GTA5 PNGs give their palette indices; 16-bit PNGs (SYNTHIA's multi-channel ``GT/LABELS``) give
+    channel 0, where SYNTHIA keeps the class id (channel 1 holds instance ids).
+    """
+    if png_bit_depth(path) == 16:
+        ids = read_png16(path)
+        return ids if ids.ndim == 2 else ids[:, :, 0]
     with Image.open(path) as image:
         _check_mode(image, path)
         return np.asarray(image)
@@ -35,7 +43,10 @@ def remap_label_image(image: Image.Image, lut: np.ndarray) -> np.ndarray:
 
 
 def remap_label_file(path: str, lut: np.ndarray) -> np.ndarray:
-    """Train-id map (uint8, 255 = ignore) of one label PNG."""
+    """Train-id map (uint8, 255 = ignore) of one label PNG (8-bit, or SYNTHIA's 16-bit multi-channel)."""
+    if png_bit_depth(path) == 16:
+        ids = read_label_ids(path)
+        return np.where(ids < lut.size, lut[np.minimum(ids, lut.size - 1)], IGNORE_INDEX).astype(np.uint8)
     with Image.open(path) as image:
         _check_mode(image, path)
         return remap_label_image(image, lut)
@@ -47,9 +58,9 @@ def class_pixel_counts(train_ids: np.ndarray, num_classes: int) -> np.ndarray:
     return np.append(counts[:num_classes], counts[num_classes:].sum())
 
 
-def lookup_table(num_classes: int) -> np.ndarray:
-    """The id → train-id table for a class protocol (19, 16 or 13)."""
-    return label_id_to_train_id_lut(num_classes)
+def lookup_table(num_classes: int, kind: str = "cityscapes") -> np.ndarray:
+    """The id → train-id table of a dataset kind for a class protocol (19, 16 or 13)."""
+    return label_id_to_train_id_lut(num_classes, kind)
 
 
 __all__ = ["IGNORE_INDEX", "class_pixel_counts", "lookup_table", "read_label_ids", "remap_label_file", "remap_label_image"]

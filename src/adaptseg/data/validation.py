@@ -18,6 +18,8 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from adaptseg.data.layouts import MANIFEST_COLUMNS, Problem, ScanResult
+from adaptseg.data.png16 import png_bit_depth
+from adaptseg.data.remap import read_label_ids
 
 
 class DatasetValidationError(ValueError):
@@ -38,6 +40,10 @@ def _inspect_pair(row: dict[str, Any], valid_ids: np.ndarray) -> tuple[dict[str,
     for key in ("image_path", "label_path"):
         path = row[key]
         try:
+            if key == "label_path" and png_bit_depth(path) == 16:  # SYNTHIA: ids in channel 0 of 16 bits
+                label = read_label_ids(path)
+                sizes[key] = (label.shape[1], label.shape[0])
+                continue
             with Image.open(path) as im:
                 im.load()
                 sizes[key] = im.size
@@ -55,6 +61,7 @@ def _inspect_pair(row: dict[str, Any], valid_ids: np.ndarray) -> tuple[dict[str,
             counts = np.bincount(label.ravel(), minlength=256) if label.dtype == np.uint8 else None
             present = np.flatnonzero(counts) if counts is not None else np.unique(label)
             unknown = sorted(int(v) for v in present if not (0 <= v < valid_ids.size and valid_ids[v]))
+            unknown = unknown[:20] + ([f"... {len(unknown) - 20} more"] if len(unknown) > 20 else [])
             if unknown:
                 problems.append(Problem(row["label_path"], f"label ids outside the dataset's id table: {unknown}"))
     width, height = sizes.get("image_path", (None, None))

@@ -17,6 +17,7 @@ from kedro.io.core import AbstractDataset, DatasetError
 from PIL import Image
 from tqdm.auto import tqdm
 
+from adaptseg.data.png16 import encode_png16
 from adaptseg.io.atomic import atomic_directory
 
 logger = logging.getLogger(__name__)
@@ -39,8 +40,8 @@ class FolderDataset(AbstractDataset[Mapping[str, Any], dict[str, Loader]]):
     """Folder of files keyed by their path relative to ``path`` without suffix.
 
     ``load()`` returns ``{key: loader}`` (lazy, like ``PartitionedDataset``). ``save()`` takes
-    ``{key: value_or_callable}``; values are ``PIL.Image`` for ``format: png`` and ``numpy`` arrays
-    for ``format: npy``.
+    ``{key: value_or_callable}``; values are ``PIL.Image`` (or a uint16 array, written as a 16-bit PNG) for
+    ``format: png`` and ``numpy`` arrays for ``format: npy``.
 
     ``protect_marker``: when set, an existing folder is replaced only if it holds this marker file (which
     every save writes), so a folder that this project did not write (real data, say) is never clobbered.
@@ -96,7 +97,9 @@ class FolderDataset(AbstractDataset[Mapping[str, Any], dict[str, Loader]]):
                 value = value() if callable(value) else value
                 target = staging / f"{key}{self._suffix}"
                 target.parent.mkdir(parents=True, exist_ok=True)
-                if self._format == "png":
+                if self._format == "png" and isinstance(value, np.ndarray):  # 16-bit (SYNTHIA labels)
+                    target.write_bytes(encode_png16(value))
+                elif self._format == "png":
                     value.save(target, format="PNG", compress_level=self._compress_level)
                 else:
                     np.save(target, np.ascontiguousarray(value))

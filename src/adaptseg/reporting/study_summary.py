@@ -56,24 +56,27 @@ def summarise_study(
     order: Sequence[str] | None = None,
     baselines: Sequence[str] = (SOURCE_ONLY,),
     comparisons: Sequence[Sequence[str]] = (),
+    value: str = "miou",
 ) -> dict:
     """Tables (markdown, JSON) and a figure of per-method mIoU and paired differences on ``split``.
 
     ``order``: the methods' column order (others follow, sorted); ``baselines``: every method is compared with
-    each of them; ``comparisons``: further ``[method, baseline]`` pairs.
+    each of them; ``comparisons``: further ``[method, baseline]`` pairs; ``value``: the column summarised
+    (``miou``, or a narrower protocol's ``miou16`` / ``miou13``).
     """
     rows = _regime_column(results)
     rows = rows[rows["split"] == split]
     present = set(rows["method"])
     methods = [m for m in (order or []) if m in present] + sorted(present - set(order or []))
     regimes = list(dict.fromkeys(rows["regime"]))
-    table = rows.pivot_table(index=["regime", "seed"], columns="method", values="miou")
+    table = rows.pivot_table(index=["regime", "seed"], columns="method", values=value)
     pairs: list[tuple[str, str]] = []
     for a, b in [(m, b) for b in baselines for m in methods if m != b] + [tuple(p) for p in comparisons]:
         if (a, b) not in pairs and (b, a) not in pairs:
             pairs.append((a, b))
-    summary: dict = {"split": split, "regimes": {}}
-    lines = [f"# Method study (target `{split}` mIoU, mean ± std over paired seeds)", ""]
+    summary: dict = {"split": split, "value": value, "regimes": {}}
+    protocol = f" ({value.removeprefix('miou')} classes)" if value != "miou" else ""
+    lines = [f"# Method study (target `{split}` mIoU{protocol}, mean ± std over paired seeds)", ""]
     lines += ["| regime | seeds | " + " | ".join(methods) + " |", "|---" * (len(methods) + 2) + "|"]
     for regime in regimes:
         part = table.loc[regime]

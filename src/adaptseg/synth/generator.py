@@ -1,4 +1,4 @@
-"""Orchestration: per-sample random streams, the GTA5 and Cityscapes layouts, progress bars."""
+"""Orchestration: per-sample random streams, the GTA5, SYNTHIA and Cityscapes layouts, progress bars."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 from PIL import Image
 from tqdm.auto import tqdm
 
-from adaptseg.data.labels import label_id_palette
+from adaptseg.data.labels import cityscapes_to_synthia_lut, label_id_palette
 
 from .appearance import render, render_source
 from .config import TARGET_SPLITS, SynthesisConfig
@@ -98,12 +98,31 @@ def iter_target(config: SynthesisConfig, progress: bool = True) -> Iterator[tupl
                 yield split, city, stem, image, label
 
 
-def generate_source(config: SynthesisConfig, progress: bool = True) -> dict[str, Image.Image]:
-    """The game-like source domain in the GTA5 layout: ``images/00001.png`` (RGB), ``labels/00001.png`` ('P')."""
-    files: dict[str, Image.Image] = {}
-    for name, image, label in iter_source(config, progress):
-        files[f"images/{name}"] = image
-        files[f"labels/{name}"] = label
+#: The layouts the source can be written in: GTA5, or SYNTHIA-RAND-CITYSCAPES (the same scenes and pixels).
+SOURCE_LAYOUTS = ("gta5", "synthia")
+
+
+def generate_source(
+    config: SynthesisConfig, progress: bool = True, layout: str = "gta5"
+) -> dict[str, Image.Image | np.ndarray]:
+    """The game-like source domain in the GTA5 layout (``images/00001.png`` RGB, ``labels/00001.png`` 'P'
+    with Cityscapes label ids) or the SYNTHIA layout (``RGB/0000000.png``, ``GT/LABELS/0000000.png``: a
+    16-bit 3-channel array with the SYNTHIA class id in channel 0, as SYNTHIA-RAND-CITYSCAPES stores it).
+    """
+    if layout not in SOURCE_LAYOUTS:
+        raise ValueError(f"source layout {layout!r} is unknown; choose one of {list(SOURCE_LAYOUTS)}.")
+    files: dict[str, Image.Image | np.ndarray] = {}
+    to_synthia = cityscapes_to_synthia_lut()
+    for index, (name, image, label) in enumerate(iter_source(config, progress)):
+        if layout == "gta5":
+            files[f"images/{name}"] = image
+            files[f"labels/{name}"] = label
+            continue
+        synthia_name = f"{index:07d}.png"
+        ids = np.zeros((*np.asarray(label).shape, 3), dtype=np.uint16)  # channel 1: instance ids, none here
+        ids[:, :, 0] = to_synthia[np.asarray(label)]
+        files[f"RGB/{synthia_name}"] = image
+        files[f"GT/LABELS/{synthia_name}"] = ids
     return files
 
 

@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from adaptseg.data.layouts import MANIFEST_COLUMNS, UnsupportedDatasetError
+from adaptseg.data.layouts import MANIFEST_COLUMNS
 from adaptseg.data.validation import DatasetValidationError
 from adaptseg.io.raw_domain import RawDomain
 from adaptseg.pipelines.ingestion.nodes import ingest_source, ingest_target, summarise_manifests
@@ -91,11 +91,6 @@ def test_missing_cityscapes_label_is_named(cityscapes_tree):
     with pytest.raises(DatasetValidationError) as excinfo:
         ingest_target(RawDomain("cityscapes", cityscapes_tree), TARGET_OPTIONS)
     assert "no label partner" in _problems(excinfo)["frankfurt_000000_000020_leftImg8bit.png"]
-
-
-def test_synthia_is_clearly_not_supported_yet(tmp_path):
-    with pytest.raises(UnsupportedDatasetError, match="not supported yet"):
-        ingest_source(RawDomain("synthia", tmp_path), {})
 
 
 def test_summary_counts_samples_per_split(gta5_tree, cityscapes_tree):

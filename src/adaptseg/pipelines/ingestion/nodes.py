@@ -7,7 +7,7 @@ from typing import Any
 
 import pandas as pd
 
-from adaptseg.data.labels import VALID_LABEL_IDS
+from adaptseg.data.labels import valid_label_ids
 from adaptseg.data.layouts import scan_layout
 from adaptseg.data.validation import validate_scan
 from adaptseg.io.raw_domain import RawDomain
@@ -22,7 +22,7 @@ def _ingest(raw: RawDomain, options: dict[str, Any], domain: str) -> pd.DataFram
         domain=domain,
         kind=raw.kind,
         root=str(raw.root),
-        valid_label_ids=VALID_LABEL_IDS,
+        valid_label_ids=valid_label_ids(raw.kind),
         required_splits=options.get("required_splits", ["train"]),
         workers=options.get("workers"),
     )

@@ -22,9 +22,13 @@ logger = logging.getLogger(__name__)
 def remap_labels(manifest: pd.DataFrame, options: dict[str, Any]) -> dict[str, Callable[[], np.ndarray]]:
     """Lazy ``{"<split>/<sample_id>": loader}`` of uint8 train-id maps (255 = ignore), one per sample.
 
-    Loaders run while the catalog writes the folder, so memory holds one label at a time.
+    The table is the manifest's dataset kind's (SYNTHIA has ids of its own). Loaders run while the catalog
+    writes the folder, so memory holds one label at a time.
     """
-    lut = lookup_table(int(options["num_classes"]))
+    kinds = sorted(set(manifest["kind"])) if "kind" in manifest else ["cityscapes"]
+    if len(kinds) != 1:
+        raise ValueError(f"A manifest mixes dataset kinds {kinds}; remap each domain's manifest on its own.")
+    lut = lookup_table(int(options["num_classes"]), kinds[0])
     return {
         f"{row.split}/{row.sample_id}": (lambda path=row.label_path: remap_label_file(path, lut))
         for row in manifest.itertuples()
