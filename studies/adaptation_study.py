@@ -450,6 +450,9 @@ def main(argv: list[str] | None = None) -> None:
 
     params, catalog_config = load_parameters(args.env, args.dataset)
     params = with_overrides(params, args.overrides)
+    from adaptseg.config_validation import validate_parameters
+
+    validate_parameters(params)  # every block and --set override checked before anything trains
     settings = params["study"]
     out = Path(args.out or ("data/08_reporting/study" + ("" if args.dataset == "gta5" else f"_{args.dataset}")))
     protocols = PROTOCOLS[args.dataset]

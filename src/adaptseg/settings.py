@@ -10,6 +10,11 @@ import os
 from omegaconf.resolvers import oc
 
 os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "1")
+# An unreachable tracking server fails within seconds, not after MLflow's default of 7 backed-off retries (251 s
+# measured); MLFLOW_HTTP_REQUEST_* set in the environment still win.
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
 
 CONFIG_LOADER_ARGS = {
     "base_env": "base",
@@ -17,7 +22,9 @@ CONFIG_LOADER_ARGS = {
     "custom_resolvers": {"oc.env": oc.env},
 }
 
-# Project hooks: tag every MLflow run with its git commit and data version (see adaptseg/hooks.py).
-from adaptseg.hooks import LabNotebookHooks  # noqa: E402
+# Project hooks: the configuration checked before anything runs (hooks_validation.py); every MLflow run tagged
+# with its git commit and data version, and the leftovers of killed runs dealt with (hooks.py).
+from adaptseg.hooks import HousekeepingHooks, LabNotebookHooks  # noqa: E402
+from adaptseg.hooks_validation import ParameterValidationHooks  # noqa: E402
 
-HOOKS = (LabNotebookHooks(),)
+HOOKS = (ParameterValidationHooks(), LabNotebookHooks(), HousekeepingHooks())
