@@ -98,3 +98,10 @@ def test_unknown_method_missing_start_and_stray_checkpoint_dir_are_named(tiny_do
     start = pack_model(build_from_spec(SPEC), SPEC, method="pre")
     with pytest.raises(ValueError, match="catalog entry"):
         adapt_to_target(start, *tiny_domains["source"], tiny_domains["target"][0], run, params)
+
+
+def test_a_model_with_nan_weights_is_refused_by_name(tiny_domains):
+    model = pack_model(build_from_spec(SPEC), SPEC, method="adaptsegnet_multi", step=300)
+    model["segmenter"]["classifier.branches.0.weight"][0, 0, 0, 0] = float("nan")
+    with pytest.raises(ValueError, match=r"'adaptsegnet_multi' \(step 300\) holds NaN or infinite weights"):
+        evaluate_on_target(model, *tiny_domains["target"], {"split": "val", "input_size": [64, 40]})

@@ -184,3 +184,42 @@ def test_resume_refuses_a_run_that_started_from_other_weights_or_knobs(tmp_path,
     resumed = _run(model_factory, dataset_factory, _config(tmp_path, resume=True))
     assert resumed.start_step == 2 and resumed.last_step == 5
     assert load_checkpoint(tmp_path / "last.pt")["run_id"] == resumed.run_id
+
+
+def test_a_checkpoint_never_keeps_non_finite_weights_and_the_advice_is_one_that_works(tmp_path, model_factory,
+                                                                                   dataset_factory):
+    def poisoning_step(models, batch, config, amp=None):
+        metrics = adaptsegnet.step(models, batch, config, amp)
+        poisoning_step.calls += 1
+        if poisoning_step.calls == 4:  # finite losses, but the weights blow up before step 4 is saved
+            with torch.no_grad():
+                models["segmenter"].main_head.bias.fill_(float("inf"))
+        return metrics
+
+    poisoning_step.calls = 0
+    source, target = _datasets(dataset_factory)
+    with pytest.raises(NonFiniteLossError, match="weights of segmenter") as caught:
+        train(with_step(poisoning_step), model_factory(), source, _config(tmp_path, checkpoint_every=2),
+              target_dataset=target, method_config=STEP)
+    assert caught.value.checkpoint_path == tmp_path / "last.pt"
+    kept = load_checkpoint(tmp_path / "last.pt")
+    assert kept["step"] == 2 and all(torch.isfinite(v).all() for v in kept["models"]["segmenter"].values())
+    assert "start a new run (resume: false, overwrite: true)" in str(caught.value)  # not a refused resume
+
+
+def test_divergence_before_the_first_checkpoint_says_when_it_was_due(tmp_path, model_factory, dataset_factory):
+    def nan_step(models, batch, config, amp=None):
+        metrics = adaptsegnet.step(models, batch, config, amp)
+        return {**metrics, "loss_seg": torch.tensor(float("nan"))}
+
+    source, target = _datasets(dataset_factory)
+    with pytest.raises(NonFiniteLossError, match=r"No checkpoint was written before it \(the first was due at step 10\)"):
+        train(with_step(nan_step), model_factory(), source, _config(tmp_path, checkpoint_every=10),
+              target_dataset=target, method_config=STEP)
+
+
+def test_a_fresh_run_says_which_files_of_the_previous_run_it_removes(tmp_path, model_factory, dataset_factory, caplog):
+    _run(model_factory, dataset_factory, _config(tmp_path, stop_step=1))
+    with caplog.at_level("WARNING", logger="adaptseg.training.engine"):
+        _run(model_factory, dataset_factory, _config(tmp_path, stop_step=1, overwrite=True))
+    assert "removing the previous run's last.pt" in caplog.text

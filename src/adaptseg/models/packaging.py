@@ -55,6 +55,13 @@ def unpack_segmenter(model: Mapping[str, Any], **option_overrides: Any) -> DeepL
     """Rebuild the segmenter of a packed model; ``option_overrides`` change e.g. ``bn_mode``."""
     if model.get("format") != MODEL_FORMAT:
         raise ValueError(f"Not an adaptseg model (format {model.get('format')!r}, expected {MODEL_FORMAT!r}).")
+    broken = [k for k, v in model["segmenter"].items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    if broken:
+        raise ValueError(
+            f"Model {model.get('method', '?')!r} (step {model.get('step')}) holds NaN or infinite weights in "
+            f"{len(broken)} tensor(s), e.g. {broken[:3]}: it diverged while training. It cannot be evaluated or "
+            "trained from; retrain it (a lower lr or lambda), or load an earlier version of it."
+        )
     spec = dict(model["spec"])
     spec["options"] = {**dict(spec.get("options") or {}), **option_overrides}
     segmenter = build_from_spec(spec)

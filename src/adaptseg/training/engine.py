@@ -93,10 +93,19 @@ class Context:
 
 
 class NonFiniteLossError(RuntimeError):
-    """A loss became NaN or infinite; the weights were not updated and no checkpoint was written."""
+    """A loss (or, at a checkpoint, a weight) became NaN or infinite; nothing was stepped or saved after it.
+
+    ``checkpoint_path`` is the last checkpoint whose weights and losses were all finite (None when none was
+    written); the message says what to do with it.
+    """
 
     def __init__(
-        self, losses: Mapping[str, float], step: int, checkpoint_path: Path | None, checkpoint_step: int | None
+        self,
+        losses: Mapping[str, float],
+        step: int,
+        checkpoint_path: Path | None,
+        checkpoint_step: int | None,
+        why_no_checkpoint: str = "",
     ):
         self.losses = dict(losses)
         self.step = step
@@ -104,13 +113,14 @@ class NonFiniteLossError(RuntimeError):
         names = ", ".join(f"{name}={value}" for name, value in self.losses.items())
         if checkpoint_path is not None:
             where = (
-                f"The last good checkpoint is {checkpoint_path} (step {checkpoint_step}); it was not "
-                "overwritten. Resume from it (resume: true) after lowering lr or lambda_adv, or after "
-                "checking the inputs of this step."
+                f"The last checkpoint with finite weights and losses is {checkpoint_path} (step {checkpoint_step}); "
+                "it was not overwritten. A resumed run keeps the settings it started with, so: to train on with a "
+                "lower lr or lambda, start a new run (resume: false, overwrite: true) from the same starting model; "
+                "to retry unchanged (after fixing the inputs of this step), resume from it (resume: true)."
             )
         else:
-            where = "No checkpoint was written before (set checkpoint_dir / checkpoint_every to keep one)."
-        super().__init__(f"Non-finite loss at step {step}: {names}. {where}")
+            where = f"No checkpoint was written before it{why_no_checkpoint}. Lower lr or lambda and start again."
+        super().__init__(f"Non-finite values at step {step}: {names}. {where}")
 
 
 @dataclass
@@ -414,6 +424,11 @@ class _Run:
                     f"{self.folder} already holds checkpoints of a run ({', '.join(p.name for p in existing)}). "
                     "Set resume: true to continue it, overwrite: true to start over, or use another checkpoint_dir."
                 )
+            if existing:
+                logger.warning(
+                    "Starting a new run in %s (overwrite: true): removing the previous run's %s.",
+                    self.folder, ", ".join(p.name for p in existing),
+                )
             for path in existing:
                 path.unlink()
             if self.config.resume:
@@ -513,7 +528,7 @@ class _Run:
         metrics = _floats(self.method.step(self.models, batch, self.method_config, self.amp))
         bad = {name: value for name, value in metrics.items() if not math.isfinite(value)}
         if bad:
-            raise NonFiniteLossError(bad, step + 1, self.saved_path, self.saved_step)
+            raise self.diverged(bad, step + 1)
         self.amp.step(self.optimizers.values())
         after = getattr(hooks, "after_iteration", None)
         if after is not None:
@@ -580,16 +595,41 @@ class _Run:
 
     def checkpoint(self, final: bool) -> None:
         """A snapshot every ``snapshot_every`` steps; ``last.pt`` every ``checkpoint_every``, at the end and at an
-        early stop."""
+        early stop. Only finite weights are saved: a checkpoint is always one to go back to."""
         if self.folder is None:
             return
         config = self.config
-        if config.snapshot_every and self.done % config.snapshot_every == 0:
-            save_checkpoint(self.folder / SNAPSHOT_PATTERN.format(step=self.done), self.snapshot_state())
+        snapshot = bool(config.snapshot_every) and self.done % config.snapshot_every == 0
         due = bool(config.checkpoint_every) and self.done % config.checkpoint_every == 0
+        if not (snapshot or due or final or self.stopped_early):
+            return
+        broken = self.non_finite_weights()
+        if broken:
+            raise self.diverged({f"weights of {name}": math.nan for name in broken}, self.done)
+        if snapshot:
+            save_checkpoint(self.folder / SNAPSHOT_PATTERN.format(step=self.done), self.snapshot_state())
         if due or final or self.stopped_early:
             self.saved_path = save_checkpoint(self.folder / LAST_CHECKPOINT, self.full_state())
             self.saved_step = self.done
+
+    def non_finite_weights(self) -> list[str]:
+        """Models with a NaN or infinite parameter or floating buffer (one device sync for all of them)."""
+        flags = {
+            name: torch.stack([~torch.isfinite(t).all() for t in (*model.parameters(), *model.buffers())
+                               if t.is_floating_point()]).any()
+            for name, model in self.models.items() if any(True for _ in model.parameters())
+        }
+        return [name for name, flag in zip(flags, torch.stack(list(flags.values())).tolist()) if flag] if flags else []
+
+    def diverged(self, bad: Mapping[str, float], step: int) -> NonFiniteLossError:
+        """The error for a run that stopped on non-finite values, pointing at the last good checkpoint."""
+        if self.folder is None:
+            why = " (no checkpoint folder: this run writes none)"
+        elif not self.config.checkpoint_every:
+            why = " (checkpoint_every is 0: only the last step is saved)"
+        else:
+            why = f" (the first was due at step {self.start_step + self.config.checkpoint_every})"
+        return NonFiniteLossError(bad, step, self.saved_path, self.saved_step, why)
 
     def result(self) -> TrainResult:
         best = self.folder / BEST_CHECKPOINT if self.folder is not None and self.early["best_step"] is not None else None
