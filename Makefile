@@ -10,7 +10,7 @@ export KEDRO_DISABLE_TELEMETRY := 1
 export DO_NOT_TRACK := 1
 export MPLBACKEND := Agg
 
-.PHONY: run test bench study viz viz-serve mlflow-ui lock clean-data help
+.PHONY: run test bench study viz viz-serve mlflow-ui lock clean-data clean-stale help
 
 help:
 	@echo "make run        the full default pipeline on the embedded synthetic data (MLflow: mlflow.db)"
@@ -20,6 +20,7 @@ help:
 	@echo "                (ARGS=\"--dataset synthia\" for a SYNTHIA-layout source; ARGS=\"--help\" for the rest)"
 	@echo "make viz        the Kedro-Viz static site (build/); make viz-serve serves it on 127.0.0.1:4141"
 	@echo "make mlflow-ui  the MLflow UI on this project's database"
+	@echo "make clean-stale  remove what killed runs left under data/ (every kedro run does it too)"
 
 $(STAMP): pyproject.toml requirements.lock
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) (set PYTHON=...)"; exit 1; }
@@ -45,6 +46,9 @@ mlflow-ui: $(STAMP)
 lock: $(STAMP)
 	{ echo "# Exact versions the test suite ran with (Python 3.11, x86_64). Regenerate: make lock"; \
 	  $(BIN)/python -m pip freeze --exclude-editable; } > requirements.lock
+
+clean-stale: $(STAMP)
+	$(BIN)/python -m adaptseg.io.stale data
 
 clean-data:
 	find data -mindepth 2 ! -name .gitkeep -delete

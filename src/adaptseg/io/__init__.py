@@ -2,8 +2,9 @@
 training-run folders."""
 
 from adaptseg.io.checkpoint import TorchCheckpointDataset
+from adaptseg.io.files import CSVDataset, JSONDataset
 from adaptseg.io.folder import FolderDataset
 from adaptseg.io.raw_domain import RawDomain, RawDomainDataset
 from adaptseg.io.run_folder import RunFolder, RunFolderDataset
 
-__all__ = ["FolderDataset", "RawDomain", "RawDomainDataset", "RunFolder", "RunFolderDataset", "TorchCheckpointDataset"]
+__all__ = ["CSVDataset", "FolderDataset", "JSONDataset", "RawDomain", "RawDomainDataset", "RunFolder", "RunFolderDataset", "TorchCheckpointDataset"]

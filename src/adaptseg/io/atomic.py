@@ -1,4 +1,8 @@
-"""Atomic replacement of files and folders, so that an interrupted write never leaves half a result."""
+"""Atomic replacement of files and folders, so that an interrupted write never leaves half a result.
+
+Temporary names carry the writer's process id (``temporary_token``), so that ``adaptseg.io.stale`` can
+remove what a killed run left behind without touching the work in progress of a live one.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,11 @@ from contextlib import contextmanager
 from pathlib import Path
 
 
+def temporary_token() -> str:
+    """``<pid>-<random>``: unique, and tells a later cleanup whether its writer still runs."""
+    return f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+
+
 @contextmanager
 def atomic_directory(target: Path) -> Iterator[Path]:
     """Yield a fresh staging folder beside ``target``; on success swap it into place, on error delete it.
@@ -19,7 +28,7 @@ def atomic_directory(target: Path) -> Iterator[Path]:
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    token = uuid.uuid4().hex[:8]
+    token = temporary_token()
     staging = target.with_name(f".{target.name}.staging-{token}")
     staging.mkdir()
     try:
@@ -39,7 +48,7 @@ def atomic_file(target: Path) -> Iterator[Path]:
     """Yield a temporary path beside ``target``; on success ``os.replace`` it onto ``target``."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.tmp-{uuid.uuid4().hex[:8]}")
+    tmp = target.with_name(f".{target.name}.tmp-{temporary_token()}")
     try:
         yield tmp
         os.replace(tmp, target)

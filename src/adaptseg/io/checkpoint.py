@@ -13,14 +13,14 @@ from typing import Any
 import fsspec
 from kedro.io.core import AbstractVersionedDataset, DatasetError, Version, get_filepath_str, get_protocol_and_path
 
-from adaptseg.io.optional import check_missing
+from adaptseg.io.files import check_missing
 from adaptseg.training.checkpoint import load_checkpoint, save_checkpoint
 
 
 class TorchCheckpointDataset(AbstractVersionedDataset[dict, dict]):
     """A checkpoint dict saved with ``torch.save`` (atomically) and loaded with ``weights_only=True``.
 
-    ``missing: none`` loads ``None`` where no checkpoint was saved yet (see ``adaptseg.io.optional``).
+    ``missing: none`` loads ``None`` where no checkpoint was saved yet (see ``adaptseg.io.files``).
     """
 
     def __init__(

@@ -1,0 +1,51 @@
+"""Tracking faults never cost training: the metrics wait and are logged once the store answers again."""
+
+import mlflow
+
+from adaptseg import tracking
+
+
+def test_a_failing_store_warns_once_keeps_the_metrics_and_logs_them_later(monkeypatch, caplog):
+    logged, failing = [], [True]
+
+    def log_metrics(metrics, step=None):
+        if failing[0]:
+            raise mlflow.exceptions.MlflowException("(sqlite3.OperationalError) database is locked")
+        logged.append((metrics, step))
+
+    monkeypatch.setattr(mlflow, "active_run", lambda: object())
+    monkeypatch.setattr(mlflow, "log_metrics", log_metrics)
+    monkeypatch.setattr(tracking, "_BUFFER", tracking._Buffered())
+    log = tracking.metrics_logger("dacs")
+    with caplog.at_level("WARNING", logger="adaptseg.tracking"):
+        log({"loss_seg": 1.0}, 10)
+        log({"loss_seg": 0.9}, 20)
+    assert caplog.text.count("MLflow tracking failed") == 1 and "database is locked" in caplog.text
+    failing[0] = False
+    log({"loss_seg": 0.8}, 30)
+    monkeypatch.undo()  # before the MLflow fixture's teardown, which ends active runs
+    assert logged == [({"dacs.loss_seg": 1.0}, 10), ({"dacs.loss_seg": 0.9}, 20), ({"dacs.loss_seg": 0.8}, 30)]
+
+
+def test_runs_left_running_by_a_killed_process_are_marked_failed():
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    from mlflow import MlflowClient
+
+    from adaptseg.hooks import close_killed_runs
+
+    killed = subprocess.Popen([sys.executable, "-c", "pass"])
+    killed.wait()
+    client = MlflowClient()
+    experiment = client.create_experiment("housekeeping")
+    host = socket.gethostname()
+    dead = client.create_run(experiment, tags={"adaptseg.host": host, "adaptseg.pid": str(killed.pid)})
+    alive = client.create_run(experiment, tags={"adaptseg.host": host, "adaptseg.pid": str(os.getpid())})
+    elsewhere = client.create_run(experiment, tags={"adaptseg.host": "another-machine", "adaptseg.pid": "1"})
+    assert close_killed_runs() == [dead.info.run_id]
+    assert client.get_run(dead.info.run_id).info.status == "FAILED"
+    assert client.get_run(alive.info.run_id).info.status == "RUNNING"
+    assert client.get_run(elsewhere.info.run_id).info.status == "RUNNING"
