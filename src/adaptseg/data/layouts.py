@@ -113,10 +113,27 @@ def scan_cityscapes(root: Path, options: dict[str, Any]) -> ScanResult:
                     "label_path": str(label_stems[stem]),
                 }
             )
+    _name_duplicates(result)
     missing_cities = carved - {Path(r["image_path"]).parent.name for r in result.rows if r["split"] == "dev"}
     for city in sorted(missing_cities):
         result.problems.append(Problem(str(root / "leftImg8bit" / "train" / city), "dev city has no images"))
     return result
+
+
+def _name_duplicates(result: ScanResult) -> None:
+    """A sample id twice in one split (a file copied into another city): its labels would collide, and one
+    image would be scored against the other's label. Both rows go, each named as a problem."""
+    seen: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for row in result.rows:
+        seen.setdefault((row["split"], row["sample_id"]), []).append(row)
+    for (split, sample_id), rows in seen.items():
+        if len(rows) > 1:
+            others = ", ".join(r["image_path"] for r in rows)
+            for row in rows:
+                result.problems.append(Problem(row["image_path"], f"sample id {sample_id!r} occurs {len(rows)} times "
+                                                                  f"in split {split!r}: {others}"))
+    duplicated = {key for key, rows in seen.items() if len(rows) > 1}
+    result.rows = [r for r in result.rows if (r["split"], r["sample_id"]) not in duplicated]
 
 
 def scan_synthia(root: Path, options: dict[str, Any]) -> ScanResult:

@@ -22,6 +22,10 @@ from adaptseg.data.png16 import png_bit_depth
 from adaptseg.data.remap import read_label_ids
 
 
+#: Image modes that convert to 8-bit RGB without losing or clipping values.
+IMAGE_MODES = ("RGB", "RGBA", "RGBX", "L", "LA", "P", "PA", "CMYK", "YCbCr")
+
+
 class DatasetValidationError(ValueError):
     """A dataset failed validation; the message lists every problem."""
 
@@ -49,6 +53,10 @@ def _inspect_pair(row: dict[str, Any], valid_ids: np.ndarray) -> tuple[dict[str,
                 sizes[key] = im.size
                 if key == "label_path":
                     label = np.asarray(im)
+                elif im.mode not in IMAGE_MODES:
+                    problems.append(Problem(path, f"image mode {im.mode!r} is not 8 bits per channel (the network "
+                                                  "reads 8-bit RGB; a 16-bit image would arrive as near white): "
+                                                  "convert it to 8-bit RGB"))
         except Exception as exc:  # PIL raises many types for broken files
             problems.append(Problem(path, f"unreadable or truncated PNG ({type(exc).__name__}: {exc})"))
     if len(sizes) == 2 and sizes["image_path"] != sizes["label_path"]:

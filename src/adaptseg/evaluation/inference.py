@@ -92,16 +92,32 @@ def predict_dataset(
     device = torch.device(device)
     segmenter.eval().to(device)
     confusion = ConfusionMatrix(num_classes, device=device)
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False)
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate_labelled)
     for batch in tqdm(loader, desc="evaluating", disable=not progress):
         logits = segmenter(batch["image"].to(device))["out"]
-        labels = batch["label"].to(device)
-        prediction = upsampled_prediction(logits, tuple(labels.shape[-2:]), align_corners)
-        confusion.update(prediction, labels)
-        if on_prediction is not None:
-            for name, pred in zip(batch["name"], prediction):
-                on_prediction(name, pred)
+        # labels stay at their native resolution, which may differ between images of one batch
+        for index, (name, label) in enumerate(zip(batch["name"], batch["label"])):
+            label = label.to(device)[None]
+            prediction = upsampled_prediction(logits[index : index + 1], tuple(label.shape[-2:]), align_corners)
+            confusion.update(prediction, label)
+            if on_prediction is not None:
+                on_prediction(name, prediction[0])
     return confusion
+
+
+def collate_labelled(items: Sequence[dict]) -> dict:
+    """Images stacked (the dataset resizes them to the input size); labels kept as a list, since they stay at
+    their native resolution, which need not be the same for every image. Images of different sizes are an
+    error that names them."""
+    sizes = {tuple(item["image"].shape) for item in items}
+    if len(sizes) > 1:
+        names = ", ".join(f"{item['name']} {tuple(item['image'].shape[-2:])}" for item in items)
+        raise ValueError(f"Images of one batch have different sizes after resizing ({names}); set input_size.")
+    return {
+        "image": torch.stack([item["image"] for item in items]),
+        "label": [item["label"] for item in items],
+        "name": [item["name"] for item in items],
+    }
 
 
 @torch.inference_mode()

@@ -128,3 +128,24 @@ def test_one_namespace_runs_through_a_kedro_runner(tiny_target, tiny_model, tmp_
     assert len(catalog.load("adaptsegnet_multi.metrics_table")) == 51
     assert len(catalog.load("adaptsegnet_multi.predictions")) == 2
     assert catalog.load("adaptsegnet_multi.model_selection")["snapshots"] == []
+
+
+def test_a_batch_of_validation_images_of_different_native_sizes_is_scored(tiny_target, tiny_model):
+    """Labels are scored at their native resolution: one much larger image in a batch of 2 must not break
+    the batch (torch.stack's size error) nor be scored at another image's size."""
+    from PIL import Image
+
+    from tests.conftest import random_label_ids, write_png
+
+    root, manifest, train_ids = tiny_target
+    big = manifest[manifest["split"] == "val"].iloc[0]
+    Image.open(big["image_path"]).resize((192, 96)).save(big["image_path"])
+    write_png(__import__("pathlib").Path(big["label_path"]), random_label_ids(np.random.default_rng(9), 96, 192))
+    from adaptseg.data.remap import lookup_table, remap_label_file
+
+    lut = lookup_table(19)
+    ids = {f"{r.split}/{r.sample_id}": (lambda p=r.label_path: remap_label_file(p, lut)) for r in manifest.itertuples()}
+    metrics = evaluate_on_target(tiny_model, manifest, ids, {**EVALUATION, "batch_size": 2})
+    labelled = sum(int((ids[k]() != 255).sum()) for k in ids if k.startswith("val/"))
+    assert ids[f"val/{big['sample_id']}"]().shape == (96, 192)
+    assert np.asarray(metrics["confusion_matrix"]).sum() == labelled  # every labelled pixel, each at its own size

@@ -97,3 +97,28 @@ def test_summary_counts_samples_per_split(gta5_tree, cityscapes_tree):
     summary = summarise_manifests(_source(gta5_tree), ingest_target(RawDomain("cityscapes", cityscapes_tree), TARGET_OPTIONS))
     assert summary["source"]["splits"]["train"]["samples"] == 3
     assert summary["target"]["splits"]["val"] == {"samples": 2, "sizes": {"48x24": 2}}
+
+
+def test_a_file_copied_into_another_city_is_named_not_scored_against_the_wrong_label(cityscapes_tree):
+    import shutil
+
+    stem = "frankfurt_000000_000019"
+    for folder, suffix in (("leftImg8bit", "_leftImg8bit.png"), ("gtFine", "_gtFine_labelIds.png")):
+        copy = cityscapes_tree / folder / "val" / "munster" / f"{stem}{suffix}"
+        copy.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(cityscapes_tree / folder / "val" / "frankfurt" / f"{stem}{suffix}", copy)
+    with pytest.raises(DatasetValidationError) as excinfo:
+        ingest_target(RawDomain("cityscapes", cityscapes_tree), TARGET_OPTIONS)
+    reasons = [p.reason for p in excinfo.value.problems]
+    assert sum(f"sample id '{stem}' occurs 2 times in split 'val'" in r for r in reasons) == 2
+
+
+def test_a_16_bit_grayscale_image_is_named_before_it_reaches_the_network_as_white(gta5_tree):
+    from PIL import Image
+
+    path = gta5_tree / "images" / "00002.png"
+    Image.fromarray(np.full((24, 40), 40000, dtype=np.uint16)).save(path)
+    assert Image.open(path).mode.startswith("I")
+    with pytest.raises(DatasetValidationError) as excinfo:
+        _source(gta5_tree)
+    assert "not 8 bits per channel" in _problems(excinfo)["00002.png"]
