@@ -10,7 +10,7 @@ export KEDRO_DISABLE_TELEMETRY := 1
 export DO_NOT_TRACK := 1
 export MPLBACKEND := Agg
 
-.PHONY: run test bench study viz viz-serve mlflow-ui lock clean-data clean-stale help
+.PHONY: run test bench study soak viz viz-serve mlflow-ui lock clean-data clean-stale help
 
 help:
 	@echo "make run        the full default pipeline on the embedded synthetic data (MLflow: mlflow.db)"
@@ -18,6 +18,7 @@ help:
 	@echo "make bench      speed benchmarks -> data/08_reporting/benchmarks/benchmarks.{json,md}"
 	@echo "make study      every method over paired seeds and target regimes -> data/08_reporting/study/"
 	@echo "                (ARGS=\"--dataset synthia\" for a SYNTHIA-layout source; ARGS=\"--help\" for the rest)"
+	@echo "make soak       kill a small adaptation 30 times at random moments; it must end bit-identical (KILLS=N)"
 	@echo "make viz        the Kedro-Viz static site (build/); make viz-serve serves it on 127.0.0.1:4141"
 	@echo "make mlflow-ui  the MLflow UI on this project's database"
 	@echo "make clean-stale  remove what killed runs left under data/ (every kedro run does it too)"
@@ -52,6 +53,9 @@ clean-stale: $(STAMP)
 
 clean-data:
 	find data -mindepth 2 ! -name .gitkeep -delete
+
+soak: $(STAMP)
+	$(BIN)/python studies/soak.py --kills $${KILLS:-30}
 
 study: $(STAMP)
 	$(BIN)/python studies/adaptation_study.py $(ARGS)

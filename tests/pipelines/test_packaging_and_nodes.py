@@ -105,3 +105,17 @@ def test_a_model_with_nan_weights_is_refused_by_name(tiny_domains):
     model["segmenter"]["classifier.branches.0.weight"][0, 0, 0, 0] = float("nan")
     with pytest.raises(ValueError, match=r"'adaptsegnet_multi' \(step 300\) holds NaN or infinite weights"):
         evaluate_on_target(model, *tiny_domains["target"], {"split": "val", "input_size": [64, 40]})
+
+
+def test_resume_after_the_data_changed_is_refused(tiny_domains, tmp_path):
+    import os
+
+    source, target = tiny_domains["source"], tiny_domains["target"]
+    engine = {**ENGINE, "max_steps": 4, "stop_step": 2, "checkpoint_every": 1}
+    training = {"name": "pre", "split": "train", "input_size": [64, 40], "bn_mode": "train", "engine": engine}
+    train_supervised(*source, SPEC, RunFolder(tmp_path / "pre"), training)
+    first = source[0]["image_path"].iloc[0]
+    os.utime(first, (1, 1))  # the data was regenerated (or replaced) since
+    resumed = {**training, "engine": {**engine, "stop_step": 4, "resume": True}}
+    with pytest.raises(ValueError, match="the training data changed since the run began"):
+        train_supervised(*source, SPEC, RunFolder(tmp_path / "pre"), resumed)

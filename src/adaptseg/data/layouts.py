@@ -6,6 +6,8 @@ A scanner never raises on a bad file: it returns every row it could pair and a l
 
 from __future__ import annotations
 
+import hashlib
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -168,3 +170,23 @@ def _read_list(list_file: str | None) -> set[str] | None:
     if not path.is_file():
         raise FileNotFoundError(f"Sample list file {path} does not exist.")
     return {line.strip() for line in path.read_text().splitlines() if line.strip()}
+
+
+def files_digest(*manifests: Any, columns: tuple[str, ...] = ("image_path", "label_path")) -> str:
+    """A short fingerprint of the files manifests point at: paths, sizes and modification times.
+
+    Cheap (one ``stat`` per file, no reading), and it changes when the data is regenerated or replaced, which
+    is what a resumed run or a snapshot must not silently straddle. A missing file counts as such.
+    """
+    digest = hashlib.blake2b(digest_size=8)
+    for manifest in manifests:
+        for column in columns:
+            if column not in manifest:
+                continue
+            for path in manifest[column].dropna():
+                try:
+                    stat = os.stat(path)
+                    digest.update(f"{path}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
+                except OSError:
+                    digest.update(f"{path}|missing\n".encode())
+    return digest.hexdigest()

@@ -362,6 +362,7 @@ class _Run:
         target_dataset: Dataset | None,
         on_metrics: MetricsCallback | None,
         evaluate_fn: EvaluateFn | None,
+        data_digest: str | None = None,
     ) -> None:
         if SEGMENTER not in models:
             raise ValueError(f"models must contain {SEGMENTER!r}, got {sorted(models)}.")
@@ -386,6 +387,7 @@ class _Run:
             "method": method_name(method),
             "method_config": method_config.to_dict() if hasattr(method_config, "to_dict") else dict(method_config or {}),
             "start_digest": state_digest(models[SEGMENTER].state_dict()),
+            "data_digest": data_digest,
         }
         self.run_id = hashlib.blake2b(
             json.dumps(self.identity, sort_keys=True, default=list).encode(), digest_size=8
@@ -440,9 +442,11 @@ class _Run:
     def _resume(self, path: Path) -> None:
         state = load_checkpoint(path)
         saved = state.get("config", {})
-        differences = _differences(saved, {k: v for k, v in self.identity.items() if k != "start_digest"})
+        differences = _differences(saved, {k: v for k, v in self.identity.items() if not k.endswith("_digest")})
         if saved.get("start_digest") not in (None, self.identity["start_digest"]):
             differences.append("the starting weights (the pretrained model) changed since the run began")
+        if saved.get("data_digest") not in (None, self.identity["data_digest"]):
+            differences.append("the training data changed since the run began (regenerated or replaced files)")
         if differences:
             raise ValueError(
                 f"Cannot resume from {path}: the run was started with other settings ({'; '.join(differences)}). "
@@ -660,6 +664,7 @@ def train(
     method_config: Any = None,
     on_metrics: MetricsCallback | None = None,
     evaluate_fn: EvaluateFn | None = None,
+    data_digest: str | None = None,
 ) -> TrainResult:
     """Train ``models`` with ``method`` from ``config.resume``'s starting point to ``config.last_step``.
 
@@ -681,6 +686,8 @@ def train(
         evaluate_fn: ``evaluate_fn(models, step) -> float`` on held-out data every ``eval_every`` steps,
             called with the models in eval mode under ``torch.no_grad()``; they return to train mode
             afterwards. An improvement writes ``best.pt`` (weights only).
+        data_digest: identifies the data the run reads (``data.layouts.files_digest``); part of the run's
+            identity, so a resume after the data changed is refused.
     Returns:
         ``TrainResult`` with the models, the metric history
         (``{"loss_seg": [{"step": 10, "value": 0.7}, ...], ...}``) and checkpoint paths.
@@ -694,7 +701,7 @@ def train(
     config = config if isinstance(config, EngineConfig) else EngineConfig.from_dict(config)
     if not isinstance(method_config, method.Config):
         method_config = method.Config.from_dict(method_config)
-    run = _Run(method, models, config, method_config, target_dataset, on_metrics, evaluate_fn)
+    run = _Run(method, models, config, method_config, target_dataset, on_metrics, evaluate_fn, data_digest)
     run.start_or_resume()
     run.train(source_dataset, target_dataset)
     return run.result()

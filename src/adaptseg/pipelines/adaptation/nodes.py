@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from adaptseg.data.layouts import files_digest
 from adaptseg.data.torch_datasets import SegmentationDataset
 from adaptseg.io.run_folder import RunFolder
 from adaptseg.methods import get_method
@@ -49,6 +50,7 @@ def adapt_to_target(
     result = train(
         method, models, source, engine, target_dataset=target, method_config=config,
         on_metrics=metrics_logger(params["name"]),
+        data_digest=files_digest(source_manifest, target_manifest[target_manifest["split"] == "train"]),
     )
     packed = packed_result(result, start["spec"], params, engine, start_step=start.get("step"), start_run=start.get("method"))
     return packed, result.history

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from adaptseg.data.layouts import files_digest
 from adaptseg.data.torch_datasets import SegmentationDataset
 from adaptseg.io.run_folder import RunFolder
 from adaptseg.methods import source_only
@@ -71,6 +72,7 @@ def _train_labelled(
     result = train(
         source_only, {"segmenter": segmenter}, dataset, engine, method_config=params.get("method_config"),
         on_metrics=metrics_logger(params["name"]),
+        data_digest=files_digest(manifest[manifest["split"] == params["split"]]),
     )
     trained_on = {"domain": str(manifest["domain"].iloc[0]), "split": params["split"]}
     model = packed_result(result, model_spec, params, engine, trained_on=trained_on, **pack_extra)
