@@ -49,3 +49,21 @@ def test_runs_left_running_by_a_killed_process_are_marked_failed():
     assert client.get_run(dead.info.run_id).info.status == "FAILED"
     assert client.get_run(alive.info.run_id).info.status == "RUNNING"
     assert client.get_run(elsewhere.info.run_id).info.status == "RUNNING"
+
+
+def test_an_unreachable_tracking_server_fails_within_seconds():
+    import socket
+    import time
+
+    import pytest
+    from mlflow import MlflowClient
+
+    import adaptseg.settings  # noqa: F401  (sets the retry and timeout defaults every entry point gets)
+
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    began = time.perf_counter()
+    with pytest.raises(Exception):
+        MlflowClient(f"http://127.0.0.1:{port}").search_experiments()
+    assert time.perf_counter() - began < 30  # MLflow's defaults retried for 251 s

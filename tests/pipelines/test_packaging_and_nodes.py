@@ -119,3 +119,14 @@ def test_resume_after_the_data_changed_is_refused(tiny_domains, tmp_path):
     resumed = {**training, "engine": {**engine, "stop_step": 4, "resume": True}}
     with pytest.raises(ValueError, match="the training data changed since the run began"):
         train_supervised(*source, SPEC, RunFolder(tmp_path / "pre"), resumed)
+
+
+def test_the_log_after_a_resume_reports_the_steps_this_run_trained(tiny_domains, tmp_path, caplog):
+    source = tiny_domains["source"]
+    engine = {**ENGINE, "max_steps": 4, "stop_step": 2, "checkpoint_every": 1}
+    training = {"name": "pre", "split": "train", "input_size": [64, 40], "bn_mode": "train", "engine": engine}
+    train_supervised(*source, SPEC, RunFolder(tmp_path / "pre"), training)
+    with caplog.at_level("INFO", logger="adaptseg.pipelines.training"):
+        model, _ = train_supervised(*source, SPEC, RunFolder(tmp_path / "pre"),
+                                    {**training, "engine": {**engine, "stop_step": 4, "resume": True}})
+    assert "pre: steps 2 to 4 in" in caplog.text and model["step"] == 4
