@@ -130,3 +130,11 @@ def test_the_log_after_a_resume_reports_the_steps_this_run_trained(tiny_domains,
         model, _ = train_supervised(*source, SPEC, RunFolder(tmp_path / "pre"),
                                     {**training, "engine": {**engine, "stop_step": 4, "resume": True}})
     assert "pre: steps 2 to 4 in" in caplog.text and model["step"] == 4
+
+
+def test_a_trained_model_carries_what_inference_needs(tiny_domains, tmp_path):
+    training = {"name": "pre", "split": "train", "input_size": [64, 40], "bn_mode": "train", "engine": ENGINE}
+    model, _ = train_supervised(*tiny_domains["source"], SPEC, RunFolder(tmp_path / "pre"), training)
+    assert model["preprocessing"]["input_size"] == [64, 40] and model["preprocessing"]["channel_order"] == "BGR"
+    assert model["classes"][0] == "road" and len(model["palette"]) == 19 and model["palette"][0] == [128, 64, 128]
+    assert model["precision"] in ("fp32", "bf16") and model["device"] == "cpu"

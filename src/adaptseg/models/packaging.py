@@ -19,6 +19,30 @@ from adaptseg.models.weights import load_imagenet_backbone
 MODEL_FORMAT = "adaptseg.model/1"
 
 
+def inference_metadata(num_classes: int, input_size: list[int] | tuple[int, int] | None) -> dict[str, Any]:
+    """What segmenting a new image with a packed model needs besides its weights.
+
+    ``preprocessing``: resize to ``input_size`` (W, H) bicubic, RGB → BGR, 0–255, minus ``mean_bgr``, no std
+    scaling (``adaptseg.data.torch_datasets``); logits upsampled bilinearly with ``align_corners``.
+    ``classes`` and ``palette``: the protocol's class names and official colours, by train id.
+    """
+    from adaptseg.data.labels import protocol_class_names, protocol_palette
+    from adaptseg.data.torch_datasets import IMG_MEAN_BGR
+
+    return {
+        "preprocessing": {
+            "input_size": list(input_size) if input_size is not None else None,
+            "resize": "bicubic",
+            "channel_order": "BGR",
+            "scale": 255.0,
+            "mean_bgr": [float(v) for v in IMG_MEAN_BGR],
+            "align_corners": True,
+        },
+        "classes": list(protocol_class_names(num_classes)),
+        "palette": protocol_palette(num_classes).tolist(),
+    }
+
+
 def build_from_spec(spec: Mapping[str, Any]) -> DeepLabV2:
     """A fresh segmenter from ``{arch, num_classes, options, init_weights?}`` (ImageNet weights from a local file)."""
     missing = [key for key in ("arch", "num_classes") if key not in spec]

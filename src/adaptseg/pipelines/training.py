@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from adaptseg.io.run_folder import RunFolder
-from adaptseg.models.packaging import pack_model
+from adaptseg.models.packaging import inference_metadata, pack_model
 from adaptseg.tracking import log_summary
 from adaptseg.training import EngineConfig, TrainResult
 
@@ -49,9 +49,12 @@ def packed_result(
     segmenter = models.pop("segmenter")
     # frozen copies (an EMA teacher, a pseudo-labeller) stay in the run folder's last.pt, not in the model
     trained = {name: m for name, m in models.items() if any(p.requires_grad for p in m.parameters())}
+    sizes = params.get("input_size")
+    input_size = sizes.get("target") if isinstance(sizes, Mapping) else sizes  # adapted models see target images
     return pack_model(
         segmenter,
         spec,
+        **inference_metadata(int(spec["num_classes"]), input_size),
         extra_models=trained,
         method=params["name"],
         method_module=params.get("method", "source_only"),
