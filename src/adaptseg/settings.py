@@ -9,7 +9,10 @@ import os
 
 from omegaconf.resolvers import oc
 
+from adaptseg.logging_filters import quiet_third_party_notices
+
 os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "1")
+quiet_third_party_notices()
 # An unreachable tracking server fails within seconds, not after MLflow's default of 7 backed-off retries (251 s
 # measured); MLFLOW_HTTP_REQUEST_* set in the environment still win.
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
