@@ -375,7 +375,12 @@ INGESTION_DOMAIN = block({
             "list_file": typed(str | None),  # gta5 / synthia: restrict the scan to the listed names
             "splits": list_of(typed(str)),  # cityscapes
             "dev": block(
-                {"split_folder": typed(str), "from_train_cities": list_of(typed(str))}, nullable=True
+                {
+                    "split_folder": typed(str),
+                    "from_train_cities": list_of(typed(str)),
+                    "otherwise": block({"cities": list_of(typed(str)), "fraction": number(0.0, below=1.0)}),
+                },
+                nullable=True,
             ),
         },
         nullable=True,

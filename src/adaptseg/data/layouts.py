@@ -29,10 +29,11 @@ class Problem:
 
 @dataclass
 class ScanResult:
-    """Rows paired by a scanner (without sizes yet) and the problems it met."""
+    """Rows paired by a scanner (without sizes yet), the problems it met, and what it decided (to log)."""
 
     rows: list[dict[str, Any]] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
 
 def _scan_pairs(images: Path, labels: Path, options: dict[str, Any], layout: str) -> ScanResult:
@@ -77,11 +78,20 @@ def scan_cityscapes(root: Path, options: dict[str, Any]) -> ScanResult:
     Options: ``splits`` (default ``[train, val]``) and ``dev``, which says where the labelled
     model-selection split comes from: ``{split_folder: dev}`` (its own folder, as the synthetic data
     writes it) or ``{from_train_cities: [ulm, zurich]}`` (a fixed set of train cities carved out of
-    ``train``, for real Cityscapes). Without ``dev`` there is no dev split.
+    ``train``, for real Cityscapes). ``{split_folder: dev, otherwise: {...}}`` uses the folder when the root
+    has one and otherwise carves train cities (``carve_dev_cities``), so a root with ``train`` and ``val``
+    only, as Cityscapes ships, ingests too. Without ``dev`` there is no dev split.
     """
     result = ScanResult()
     splits = list(options.get("splits", ["train", "val"]))
-    dev = options.get("dev") or {}
+    dev = dict(options.get("dev") or {})
+    if "split_folder" in dev and "otherwise" in dev and not (root / "leftImg8bit" / str(dev["split_folder"])).is_dir():
+        cities = carve_dev_cities(root, dev["otherwise"])
+        result.notes.append(
+            f"{root} has no {dev['split_folder']!r} split folder: the labelled dev split is carved out of train, "
+            f"whole cities {cities} (parameters ingestion.target.layout.dev.otherwise)"
+        )
+        dev = {"from_train_cities": cities}
     if "split_folder" in dev:
         splits.append(str(dev["split_folder"]))
     carved = set(dev.get("from_train_cities", []))
@@ -120,6 +130,26 @@ def scan_cityscapes(root: Path, options: dict[str, Any]) -> ScanResult:
     for city in sorted(missing_cities):
         result.problems.append(Problem(str(root / "leftImg8bit" / "train" / city), "dev city has no images"))
     return result
+
+
+def carve_dev_cities(root: Path, rule: dict[str, Any]) -> list[str]:
+    """Whole train cities for a dev split, deterministically: ``cities`` (e.g. Cityscapes' ulm and zurich) where
+    the root has them, else the train cities taken in reverse alphabetical order until they hold at least
+    ``fraction`` of the train images. Whole cities, so dev never shares a street with train."""
+    train = root / "leftImg8bit" / "train"
+    counts = {
+        folder.name: sum(1 for _ in folder.glob(f"*{CITYSCAPES_IMAGE_SUFFIX}"))
+        for folder in sorted(train.iterdir()) if folder.is_dir()
+    } if train.is_dir() else {}
+    named = [city for city in rule.get("cities", []) if counts.get(city)]
+    if named:
+        return named
+    total, chosen = sum(counts.values()), []
+    for city in sorted(counts, reverse=True):
+        if len(chosen) == len(counts) - 1 or sum(counts[c] for c in chosen) >= float(rule.get("fraction", 0.07)) * total:
+            break
+        chosen.append(city)
+    return sorted(chosen)
 
 
 def _name_duplicates(result: ScanResult) -> None:

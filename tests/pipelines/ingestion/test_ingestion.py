@@ -122,3 +122,20 @@ def test_a_16_bit_grayscale_image_is_named_before_it_reaches_the_network_as_whit
     with pytest.raises(DatasetValidationError) as excinfo:
         _source(gta5_tree)
     assert "not 8 bits per channel" in _problems(excinfo)["00002.png"]
+
+
+def test_a_cityscapes_root_with_train_and_val_only_gets_a_dev_split_of_whole_train_cities(cityscapes_tree, caplog):
+    import shutil
+
+    shutil.rmtree(cityscapes_tree / "leftImg8bit" / "dev")
+    shutil.rmtree(cityscapes_tree / "gtFine" / "dev")
+    options = {**TARGET_OPTIONS, "layout": {"splits": ["train", "val"],
+                                            "dev": {"split_folder": "dev", "otherwise": {"cities": ["ulm", "zurich"],
+                                                                                         "fraction": 0.07}}}}
+    with caplog.at_level("WARNING"):
+        manifest = ingest_target(RawDomain("cityscapes", cityscapes_tree), options)
+    dev = manifest[manifest["split"] == "dev"]
+    # no ulm or zurich in train here: the last train city alphabetically (bochum) becomes dev, whole
+    assert set(dev["image_path"].map(lambda p: Path(p).parent.name)) == {"bochum"} and len(dev) == 2
+    assert set(manifest[manifest["split"] == "train"]["image_path"].map(lambda p: Path(p).parent.name)) == {"aachen"}
+    assert "carved out of train, whole cities ['bochum']" in caplog.text

@@ -17,6 +17,8 @@ logger = logging.getLogger(__name__)
 
 def _ingest(raw: RawDomain, options: dict[str, Any], domain: str) -> pd.DataFrame:
     scan = scan_layout(raw.kind, raw.root, options.get("layout", {}))
+    for note in scan.notes:
+        logger.warning("%s: %s", domain, note)
     manifest = validate_scan(
         scan,
         domain=domain,
