@@ -220,3 +220,12 @@ def files_digest(*manifests: Any, columns: tuple[str, ...] = ("image_path", "lab
                 except OSError:
                     digest.update(f"{path}|missing\n".encode())
     return digest.hexdigest()
+
+
+def labels_digest(manifest: Any, num_classes: int) -> str:
+    """The fingerprint train-id labels carry: the label files they were remapped from, and the protocol."""
+    return f"{num_classes}-{files_digest(manifest, columns=('label_path',))}"
+
+
+class StaleDataError(ValueError):
+    """Derived data (train-id labels) was made from other source files than those the manifest lists now."""

@@ -16,6 +16,8 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
+from adaptseg.data.layouts import StaleDataError, labels_digest
+
 #: DeepLab-v2 / AdaptSegNet image mean in B, G, R order.
 IMG_MEAN_BGR = np.array([104.00698793, 116.66876762, 122.67891434], dtype=np.float32)
 
@@ -77,6 +79,16 @@ class SegmentationDataset(Dataset):
         else:
             self.label_size = tuple(label_size) if label_size is not None else None
         self.labels = labels
+        made_from = getattr(labels, "made_from", None)
+        if made_from is not None:
+            protocol = int(made_from.split("-", 1)[0])
+            if made_from != labels_digest(manifest, protocol):
+                raise StaleDataError(
+                    f"The train-id labels of the {rows['domain'].iloc[0] if 'domain' in rows else ''} domain were "
+                    "made from other label files than the manifest lists now (the raw data was regenerated or "
+                    "replaced since): scoring or training on them would be silently wrong. Rerun "
+                    "`kedro run --pipelines ingestion,label_remapping` (and retrain what used them)."
+                )
         if labels is not None:
             missing = [k for k in self.keys if k not in labels]
             if missing:

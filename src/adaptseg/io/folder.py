@@ -24,6 +24,19 @@ logger = logging.getLogger(__name__)
 
 _SUFFIX = {"png": ".png", "npy": ".npy"}
 Loader = Callable[[], Any]
+MADE_FROM = ".made_from"
+
+
+class Derived(dict):
+    """A folder's ``{key: loader}`` with ``made_from``: a fingerprint of the files it was derived from.
+
+    A node that derives files (train-id labels from label PNGs) returns one; the folder keeps the fingerprint
+    beside the files, and whoever loads it can tell whether its sources have changed since.
+    """
+
+    def __init__(self, entries: Mapping[str, Any], made_from: str | None) -> None:
+        super().__init__(entries)
+        self.made_from = made_from
 
 
 def _load_png(path: Path) -> Image.Image:
@@ -79,10 +92,11 @@ class FolderDataset(AbstractDataset[Mapping[str, Any], dict[str, Loader]]):
             raise DatasetError(f"Folder {self._path} does not exist: run the pipeline that writes it first.")
         reader = _load_png if self._format == "png" else _load_npy
         files = sorted(self._path.rglob(f"*{self._suffix}"))
-        return {
-            str(PurePosixPath(f.relative_to(self._path).with_suffix(""))): (lambda f=f: reader(f))
-            for f in files
-        }
+        made_from = self._path / MADE_FROM
+        return Derived(
+            {str(PurePosixPath(f.relative_to(self._path).with_suffix(""))): (lambda f=f: reader(f)) for f in files},
+            made_from.read_text().strip() if made_from.is_file() else None,
+        )
 
     def save(self, data: Mapping[str, Any]) -> None:
         if self._marker and self._path.exists() and not (self._path / self._marker).exists():
@@ -105,4 +119,6 @@ class FolderDataset(AbstractDataset[Mapping[str, Any], dict[str, Loader]]):
                     np.save(target, np.ascontiguousarray(value))
             if self._marker:
                 (staging / self._marker).write_text("written by adaptseg; safe to regenerate\n")
+            if getattr(data, "made_from", None):
+                (staging / MADE_FROM).write_text(f"{data.made_from}\n")
         logger.info("Wrote %d files to %s", len(data), self._path)

@@ -14,13 +14,16 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from adaptseg.data.labels import protocol_class_names, protocol_palette  # noqa: E402
+from adaptseg.data.layouts import labels_digest  # noqa: E402
 from adaptseg.data.remap import class_pixel_counts, lookup_table, remap_label_file  # noqa: E402
+from adaptseg.io.folder import Derived  # noqa: E402
 
 logger = logging.getLogger(__name__)
 
 
 def remap_labels(manifest: pd.DataFrame, options: dict[str, Any]) -> dict[str, Callable[[], np.ndarray]]:
-    """Lazy ``{"<split>/<sample_id>": loader}`` of uint8 train-id maps (255 = ignore), one per sample.
+    """Lazy ``{"<split>/<sample_id>": loader}`` of uint8 train-id maps (255 = ignore), one per sample, with the
+    fingerprint of the label files and protocol they come from (``labels_digest``), which the folder keeps.
 
     The table is the manifest's dataset kind's (SYNTHIA has ids of its own). Loaders run while the catalog
     writes the folder, so memory holds one label at a time.
@@ -29,10 +32,11 @@ def remap_labels(manifest: pd.DataFrame, options: dict[str, Any]) -> dict[str, C
     if len(kinds) != 1:
         raise ValueError(f"A manifest mixes dataset kinds {kinds}; remap each domain's manifest on its own.")
     lut = lookup_table(int(options["num_classes"]), kinds[0])
-    return {
+    loaders = {
         f"{row.split}/{row.sample_id}": (lambda path=row.label_path: remap_label_file(path, lut))
         for row in manifest.itertuples()
     }
+    return Derived(loaders, made_from=labels_digest(manifest, int(options["num_classes"])))
 
 
 def count_class_frequencies(
