@@ -363,11 +363,13 @@ class _Run:
         on_metrics: MetricsCallback | None,
         evaluate_fn: EvaluateFn | None,
         data_digest: str | None = None,
+        label: str | None = None,
     ) -> None:
         if SEGMENTER not in models:
             raise ValueError(f"models must contain {SEGMENTER!r}, got {sorted(models)}.")
         self.method, self.models, self.config, self.method_config = method, models, config, method_config
         self.on_metrics, self.evaluate_fn = on_metrics, evaluate_fn
+        self.label = label or method_name(method)
         self.started = time.perf_counter()
         self.device = resolve_device(config.device)
         self.precision = resolve_precision(config.precision, self.device)
@@ -485,12 +487,12 @@ class _Run:
             if domain == "source" or self.method.TARGET_BATCHES
         }
         logger.info(
-            "Training %s from step %d to %d on %s (%s%s).", method_name(self.method), self.done, stop_step,
-            self.device, self.precision, ", channels_last" if self.channels_last else "",
+            "Training %s (%s) from step %d to %d on %s (%s%s).", self.label, method_name(self.method),
+            self.done, stop_step, self.device, self.precision, ", channels_last" if self.channels_last else "",
         )
         progress = tqdm(
             total=stop_step, initial=self.done, disable=not self.config.progress, unit="it", dynamic_ncols=True,
-            desc=f"train {method_name(self.method)}",
+            desc=f"train {self.label}",
         )
         window_started, timed = time.perf_counter(), 0
         try:
@@ -665,6 +667,7 @@ def train(
     on_metrics: MetricsCallback | None = None,
     evaluate_fn: EvaluateFn | None = None,
     data_digest: str | None = None,
+    label: str | None = None,
 ) -> TrainResult:
     """Train ``models`` with ``method`` from ``config.resume``'s starting point to ``config.last_step``.
 
@@ -688,6 +691,7 @@ def train(
             afterwards. An improvement writes ``best.pt`` (weights only).
         data_digest: identifies the data the run reads (``data.layouts.files_digest``); part of the run's
             identity, so a resume after the data changed is refused.
+        label: what the progress bar and the log call the run (the namespace; default: the method's name).
     Returns:
         ``TrainResult`` with the models, the metric history
         (``{"loss_seg": [{"step": 10, "value": 0.7}, ...], ...}``) and checkpoint paths.
@@ -701,7 +705,7 @@ def train(
     config = config if isinstance(config, EngineConfig) else EngineConfig.from_dict(config)
     if not isinstance(method_config, method.Config):
         method_config = method.Config.from_dict(method_config)
-    run = _Run(method, models, config, method_config, target_dataset, on_metrics, evaluate_fn, data_digest)
+    run = _Run(method, models, config, method_config, target_dataset, on_metrics, evaluate_fn, data_digest, label)
     run.start_or_resume()
     run.train(source_dataset, target_dataset)
     return run.result()

@@ -49,7 +49,7 @@ def adapt_to_target(
     models = {"segmenter": segmenter, **method.build_models(segmenter, config)}
     result = train(
         method, models, source, engine, target_dataset=target, method_config=config,
-        on_metrics=metrics_logger(params["name"]),
+        on_metrics=metrics_logger(params["name"]), label=params["name"],
         data_digest=files_digest(source_manifest, target_manifest[target_manifest["split"] == "train"]),
     )
     packed = packed_result(result, start["spec"], params, engine, start_step=start.get("step"), start_run=start.get("method"))

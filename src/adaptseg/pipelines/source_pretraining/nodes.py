@@ -71,7 +71,7 @@ def _train_labelled(
     dataset = SegmentationDataset(manifest, params["split"], params["input_size"], labels=train_ids)
     result = train(
         source_only, {"segmenter": segmenter}, dataset, engine, method_config=params.get("method_config"),
-        on_metrics=metrics_logger(params["name"]),
+        on_metrics=metrics_logger(params["name"]), label=params["name"],
         data_digest=files_digest(manifest[manifest["split"] == params["split"]]),
     )
     trained_on = {"domain": str(manifest["domain"].iloc[0]), "split": params["split"]}
