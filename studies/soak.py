@@ -5,10 +5,12 @@ uninterrupted run ends, with nothing left behind.
     python studies/soak.py --kills 25 --out /tmp/soak
 
 A child process trains multi-level AdaptSegNet (the CPU default network, narrowed, on small random images)
-with a checkpoint every step and ``resume: true``. The parent starts it, waits until it trains, kills it with
-SIGKILL after a random delay, removes what a killed run leaves (as the next Kedro session does:
-``adaptseg.io.stale``) and starts it again, ``--kills`` times; then it lets the run finish and compares every
-tensor of every model with an uninterrupted run's, and checks that no temporary file or folder remains.
+with a checkpoint every step and ``resume: true``, and reports each step it completes. The parent starts it,
+lets it complete 0 to 2 more steps, kills it with SIGKILL a random fraction of a step later (so kills land in
+forward and backward passes and in checkpoint writes alike), removes what a killed run leaves (as the next Kedro
+session does: ``adaptseg.io.stale``) and starts it again, ``--kills`` times; then it lets the run finish and
+compares every tensor of every model with an uninterrupted run's, and checks that no temporary file or folder
+remains.
 Prints one line per kill and a JSON summary (also written to ``--out/soak.json``).
 """
 
@@ -24,7 +26,7 @@ import sys
 import time
 from pathlib import Path
 
-STEPS = 40
+STEPS = 80
 
 
 def child(folder: str, steps: int) -> None:
@@ -56,7 +58,8 @@ def child(folder: str, steps: int) -> None:
               "checkpoint_dir": folder, "checkpoint_every": 1, "snapshot_every": 5, "resume": True, "log_every": 1,
               "progress": False}
     print("ready", flush=True)
-    train(adaptsegnet, models, Images(True, 1), engine, target_dataset=Images(False, 2), method_config=config)
+    train(adaptsegnet, models, Images(True, 1), engine, target_dataset=Images(False, 2), method_config=config,
+          on_metrics=lambda metrics, step: print(f"step {step}", flush=True))
     print("finished", flush=True)
 
 
@@ -91,22 +94,31 @@ def soak(out: Path, kills: int, steps: int = STEPS, seed: int = 0) -> dict:
             raise SystemExit(f"{folder} exists: give --out a fresh folder")
     began = time.perf_counter()
     reference = _start(straight, steps)
+    reference.stdout.readline()
+    training_began = time.perf_counter()
     reference.communicate()
-    straight_seconds = time.perf_counter() - began
+    seconds_per_step = (time.perf_counter() - training_began) / steps
     moments, reached, removed = [], [], 0
     for kill in range(kills):
         removed += len(clean_stale(killed))  # what the next session does before it resumes
         process = _start(killed, steps)
         if process.stdout.readline().strip() != "ready":
             raise RuntimeError("the child did not start; run it alone: python studies/soak.py --child DIR")
-        delay = rng.uniform(0.0, straight_seconds * 0.6)
-        time.sleep(delay)
+        more = rng.randint(0, 2)
+        for _ in range(more):
+            if not process.stdout.readline().startswith("step"):
+                break
+        fraction = rng.random()
+        time.sleep(fraction * seconds_per_step)
         process.send_signal(signal.SIGKILL)
         process.wait()
         step = torch.load(killed / "last.pt", weights_only=True)["step"] if (killed / "last.pt").exists() else 0
-        moments.append(round(delay, 2))
+        moments.append(f"{more} step(s) + {fraction:.2f}")
         reached.append(int(step))
-        print(f"kill {kill + 1}/{kills}: after {delay:.2f} s of training, last checkpoint at step {step}", flush=True)
+        if step >= steps:
+            raise RuntimeError(f"the run finished before kill {kill + 1}: give it more --steps than kills")
+        print(f"kill {kill + 1}/{kills}: {more} more step(s) and {fraction:.2f} of one, then SIGKILL; last "
+              f"checkpoint at step {step}", flush=True)
     removed += len(clean_stale(killed))
     last = _start(killed, steps)
     output, _ = last.communicate()
@@ -119,7 +131,7 @@ def soak(out: Path, kills: int, steps: int = STEPS, seed: int = 0) -> dict:
     ]
     leftovers = [str(p) for p in out.rglob(".*") if LEFTOVER.match(p.name)]
     figures = {
-        "kills": kills, "steps": steps, "kill_moments_seconds": moments, "last_checkpoint_step_at_each_kill": reached,
+        "kills": kills, "steps": steps, "seconds_per_step": round(seconds_per_step, 3), "kill_moments": moments, "last_checkpoint_step_at_each_kill": reached,
         "leftovers_removed_between_starts": removed, "final_step": b["step"],
         "tensors_compared": sum(len(state) for state in a["models"].values()),
         "tensors_differing": mismatched, "bit_identical": not mismatched and a["step"] == b["step"],
