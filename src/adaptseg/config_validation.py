@@ -463,6 +463,12 @@ STUDY = block(
 RAW_DOMAIN = block({"kind": choice(KNOWN_KINDS), "root": typed(str)})
 
 #: Every top-level parameters block and its check: the one place that says which keys each block has.
+def _predict_config(values: Any) -> Any:
+    from adaptseg.inference import PredictConfig  # imported when checked: the predict code is not small
+
+    return PredictConfig.from_dict(values)
+
+
 SCHEMAS: dict[str, Check] = {
     "synthesis": block(
         {
@@ -490,6 +496,9 @@ SCHEMAS: dict[str, Check] = {
         "dpi": integer(1),
     }),
     "study": STUDY,
+    # predict.input/output/model are read by the catalog (catalog_predict.yml); every key is checked by the
+    # dataclass the node builds, so the two never disagree
+    "predict": lambda value, key: built(_predict_config, value, key),
     # the raw-data roots: globals.yml gives them to the catalog; `--params "source.root=..."` overrides them
     "source": RAW_DOMAIN,
     "target": RAW_DOMAIN,

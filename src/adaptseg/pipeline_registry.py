@@ -1,7 +1,7 @@
 """Project pipelines: one folder per pipeline under ``pipelines/``.
 
-``__default__`` runs them all, but trains only the adaptation namespaces of ``DEFAULT_NAMESPACES`` (and
-evaluates those); the others run by name, e.g. ``kedro run --pipelines adaptation,evaluation --namespaces
+``__default__`` runs them all but ``predict`` (which needs the user's images), and trains only the adaptation
+namespaces of ``DEFAULT_NAMESPACES`` (and evaluates those); the others run by name, e.g. ``kedro run --pipelines adaptation,evaluation --namespaces
 dacs``. Reporting compares every model that was evaluated, in this run or an earlier one.
 """
 
@@ -16,11 +16,14 @@ from kedro.pipeline import Pipeline
 from adaptseg.pipelines.adaptation.pipeline import DEFAULT_NAMESPACES, NAMESPACES
 from adaptseg.pipelines.evaluation.pipeline import ENSEMBLES
 
+#: Pipelines that run by name only: predict needs the user's folder (--params "predict.input=...").
+ON_DEMAND = ("predict",)
+
 
 def register_pipelines() -> dict[str, Pipeline]:
     """Register every pipeline found under ``adaptseg.pipelines`` plus ``__default__``."""
     pipelines = _find_pipelines()
-    everything = sum(pipelines.values(), Pipeline([]))
+    everything = sum((p for name, p in pipelines.items() if name not in ON_DEMAND), Pipeline([]))
     optional = {namespace for namespace in NAMESPACES if namespace not in DEFAULT_NAMESPACES}
     optional |= {name for name, members in ENSEMBLES.items() if optional & set(members)}
     pipelines["__default__"] = Pipeline(
