@@ -87,10 +87,19 @@ def test_default_pipeline_trains_adapts_and_evaluates_every_method(project_copy)
         assert 0.0 <= metrics["protocols"]["19"]["miou"] <= 100.0
     history = json.loads((data / "07_model_output/adaptsegnet_multi/history.json").read_text())
     assert {"loss_seg", "loss_adv_main", "loss_adv_aux", "loss_d_main", "loss_d_aux"} <= set(history)
+    # MLflow: one parent run for the `kedro run`, a child run per model with the same metric names
     runs = mlflow.search_runs(experiment_names=["adaptseg"])
-    assert len(runs) == 1
-    assert "metrics.adaptsegnet_multi.val.miou" in runs.columns
-    assert "metrics.adaptsegnet_multi.loss_adv_main" in runs.columns
+    parents = runs[runs["tags.mlflow.parentRunId"].isna()]
+    assert len(parents) == 1 and parents.iloc[0]["tags.mlflow.runName"] == "default pipeline"
+    children = runs[runs["tags.mlflow.parentRunId"] == parents.iloc[0]["run_id"]].set_index("tags.namespace")
+    assert set(children.index) == set(MODELS)
+    multi = children.loc["adaptsegnet_multi"]
+    assert multi["tags.mlflow.runName"].startswith("adaptsegnet_multi · adaptsegnet · seed ")
+    assert children[["metrics.val/miou", "metrics.val/miou13", "metrics.train/seconds"]].notna().all().all()
+    assert children.drop(index="adabn")["metrics.train/loss_seg"].notna().all()  # AdaBN has no iterations
+    assert pd.notna(multi["metrics.train/loss_adv_main"])
+    registered = {m.name for m in mlflow.MlflowClient().search_registered_models()}
+    assert registered == {f"adaptseg-{m}" for m in MODELS}  # every trained model, one version each
 
 
 @pytest.mark.slow

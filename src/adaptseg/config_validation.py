@@ -496,6 +496,8 @@ SCHEMAS: dict[str, Check] = {
         "dpi": integer(1),
     }),
     "study": STUDY,
+    # MLflow: each trained model logged in its child run (log_models) and registered (register_models)
+    "tracking": block({"log_models": typed(bool), "register_models": typed(bool)}),
     # predict.input/output/model are read by the catalog (catalog_predict.yml); every key is checked by the
     # dataclass the node builds, so the two never disagree
     "predict": lambda value, key: built(_predict_config, value, key),

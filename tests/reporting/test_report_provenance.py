@@ -66,13 +66,17 @@ def _hooks(params: dict) -> LabNotebookHooks:
 
 def test_hook_tags_the_active_run(catalog, tmp_path):
     hooks = _hooks({"synthesis": {"generator": {"seed": 3}}})
-    with mlflow.start_run() as run:
+    with mlflow.start_run(run_name="__default__") as run:  # as kedro-mlflow names it
         hooks.before_pipeline_run({"run_id": "2026-01-01T00.00.00.000Z", "project_path": str(tmp_path)}, None, catalog)
     tags = mlflow.get_run(run.info.run_id).data.tags
     assert tags["kedro.session_id"] == "2026-01-01T00.00.00.000Z"
     assert tags["git.commit"] == "unknown"
     assert tags["data.source"] == f"gta5:{tmp_path / 'gta5'}"
     assert {"data.version", "data.synthesis_hash", "git.dirty"} <= set(tags)
+    # the parent run says what ran and on what: name, full command, environment, torch and hardware
+    assert tags["mlflow.runName"] == "default pipeline" and tags["command"] == "kedro run"
+    assert tags["kedro.env"] == "base" and tags["precision"] == "fp32" and tags["device"] in {"cpu", "cuda"}
+    assert tags["torch"]
 
 
 def test_hook_waits_for_a_run_when_none_is_active_yet(catalog, tmp_path):

@@ -9,7 +9,7 @@ from typing import Any
 
 from adaptseg.io.run_folder import RunFolder
 from adaptseg.models.packaging import inference_metadata, pack_model
-from adaptseg.tracking import log_summary
+from adaptseg.tracking import record_trained_model, training_run_id
 from adaptseg.training import EngineConfig, TrainResult
 
 logger = logging.getLogger(__name__)
@@ -39,8 +39,12 @@ def engine_config(params: Mapping[str, Any], run: RunFolder) -> EngineConfig:
 def packed_result(
     result: TrainResult, spec: Mapping[str, Any], params: Mapping[str, Any], engine: EngineConfig, **extra: Any
 ) -> dict[str, Any]:
-    """The trained segmenter (and the method's other models) with what produced them."""
-    log_summary(params["name"], {"seconds": result.seconds, "steps": result.last_step - result.start_step})
+    """The trained segmenter (and the method's other models) with what produced them.
+
+    In MLflow (``adaptseg.tracking``): the model's child run gets ``train/seconds`` and ``train/steps``, the
+    precision and device actually used, and the model itself as a registered MLflow model; the packed model
+    records that child run (``mlflow_run_id``) so that its evaluation in a later run can point back to it.
+    """
     logger.info(
         "%s: steps %d to %d in %.0f s on %s (%s)", params["name"], result.start_step, result.last_step,
         result.seconds, result.device, result.precision,
@@ -51,7 +55,7 @@ def packed_result(
     trained = {name: m for name, m in models.items() if any(p.requires_grad for p in m.parameters())}
     sizes = params.get("input_size")
     input_size = sizes.get("target") if isinstance(sizes, Mapping) else sizes  # adapted models see target images
-    return pack_model(
+    packed = pack_model(
         segmenter,
         spec,
         **inference_metadata(int(spec["num_classes"]), input_size),
@@ -65,5 +69,8 @@ def packed_result(
         bn_mode=params["bn_mode"],
         precision=result.precision,
         device=result.device,
+        mlflow_run_id=training_run_id(params["name"], params),
         **extra,
     )
+    record_trained_model(packed, {"seconds": result.seconds, "steps": result.last_step - result.start_step})
+    return packed

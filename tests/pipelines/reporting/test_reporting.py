@@ -46,10 +46,10 @@ def test_pipeline_reads_every_evaluated_model_and_declares_its_outputs():
     assert catalog["report_html"]["dataset"]["filepath"] == "data/08_reporting/report.html"
 
 
-def test_extra_protocol_metrics_skip_the_main_protocol_evaluation_already_logs():
+def test_extra_protocol_metrics_are_the_compared_mious_under_the_child_runs_names():
     metrics = extra_protocol_metrics({"oracle": fake_metrics("oracle", 0)})
-    assert set(metrics) == {"oracle.val.miou16", "oracle.val.miou13"}
-    assert metrics["oracle.val.miou16"]["step"] == 2
+    assert set(metrics) == {"oracle/val/miou", "oracle/val/miou16", "oracle/val/miou13"}
+    assert metrics["oracle/val/miou16"]["step"] == 2
 
 
 def _target_val(folder: Path, count: int, size=(48, 24)) -> tuple[pd.DataFrame, dict]:
@@ -128,7 +128,11 @@ def test_reporting_run_writes_the_report_and_logs_it_to_mlflow(project_copy):
                  for a in MlflowClient().list_artifacts(run.run_id, folder)}
     assert {"reporting/report.html", "reporting/tables/comparison.md", "reporting/tables/comparison_per_class.csv",
             "reporting/tables/comparison_summary.csv", *(f"reporting/plots/{f}.png" for f in FIGURES)} <= artifacts
-    assert "metrics.adaptsegnet_multi.val.miou16" in run and "metrics.oracle.val.miou13" in run
+    assert "metrics.adaptsegnet_multi/val/miou16" in run and "metrics.oracle/val/miou13" in run
+    assert run["tags.mlflow.runName"] == "reporting"  # the parent run says what ran, with the full command
+    assert run["tags.command"] == (
+        "kedro run --pipelines reporting --params 'evaluation.input_size=[32,16],evaluation.device=cpu,"
+        "reporting.examples=2'")
     assert not any(c.startswith("metrics.reporting_metrics") for c in run.index)
     assert run["tags.kedro.session_id"] == run["tags.run_id"] == session_id
     assert run["tags.git.commit"] == "unknown"  # the project copy is not a git checkout

@@ -24,7 +24,7 @@ from adaptseg.evaluation.metrics import scores_table
 from adaptseg.evaluation.selection import select_snapshots, selection_labels
 from adaptseg.io.run_folder import RunFolder
 from adaptseg.models.packaging import unpack_segmenter
-from adaptseg.tracking import log_summary
+from adaptseg.tracking import log_evaluation, log_selection
 from adaptseg.training.precision import resolve_device
 
 logger = logging.getLogger(__name__)
@@ -77,11 +77,7 @@ def _evaluate(
     if log:
         main = result["protocols"][str(num_classes)]
         logger.info("%s on target %s: mIoU%d %.2f", method, params["split"], num_classes, main["miou"])
-        log_summary(
-            f"{method}.{params['split']}",
-            {"miou": main["miou"], "pixel_accuracy": main["pixel_accuracy"]}
-            | {f"iou.{name.replace(' ', '_')}": v for name, v in main["iou"].items() if v is not None},
-        )
+        log_evaluation(model, result, params.get("device", "auto"))  # <split>/miou... in its child run
     return result, predictions
 
 
@@ -240,10 +236,7 @@ def select_model(
 
     labels = selection_labels(split, entropy_split, len(unlabelled))
     selections = select_snapshots(records, labels)
-    log_summary(
-        f"{method}.selection",
-        {f"{rule}.{key}": chosen.get(key) for rule, chosen in selections.items() for key in ("step", "val_miou")},
-    )
+    log_selection(method, selections)  # selection/<rule>/step and /val_miou in the model's child run
     return {
         "method": method,
         "model_step": model.get("step"),

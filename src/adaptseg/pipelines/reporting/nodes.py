@@ -179,17 +179,19 @@ def build_html_report(
 
 
 def extra_protocol_metrics(evaluations: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, float]]:
-    """MLflow metrics ``<method>.<split>.miou<protocol>`` for the protocols evaluation does not log.
+    """The comparison as metrics of the parent run: ``<namespace>/<split>/miou`` and ``.../miou<protocol>``.
 
-    Evaluation already logs the main protocol (``<method>.<split>.miou`` and ``.iou.<class>``); this adds
-    the narrower ones (16 and 13 classes for a 19-class model) so runs can be compared on them too.
+    Every model's own numbers are in its child run (``<split>/miou``, ``<split>/miou16``..., logged by
+    evaluation); these repeat the compared mIoUs on the run that made the report, under the child's names with
+    the namespace in front, so that two reporting runs (two ``kedro run``) compare directly in MLflow.
     """
     metrics: dict[str, dict[str, float]] = {}
     for method, result in evaluations.items():
         main = str(len(result["confusion_matrix"]))
+        step = int(result.get("step") or 0)
         for protocol, scores in result["protocols"].items():
             value = scores.get("miou")
-            if protocol != main and value is not None and value == value:
-                step = int(result.get("step") or 0)
-                metrics[f"{method}.{result['split']}.miou{protocol}"] = {"value": float(value), "step": step}
+            if value is not None and value == value:
+                name = f"{method}/{result['split']}/miou" + ("" if protocol == main else protocol)
+                metrics[name] = {"value": float(value), "step": step}
     return metrics
