@@ -344,10 +344,10 @@ class Study:
 
     def select(self, namespace: str, regime: Regime) -> dict:
         """The grid entry of ``namespace`` with the best ``dev`` mIoU on the selection seed, in this regime."""
-        chosen = self.selection.setdefault(regime.name, {}).get(namespace)
-        if chosen is not None:
-            return chosen["chosen"]
         entries = self.plan.grids[namespace]
+        chosen = self.selection.setdefault(regime.name, {}).get(namespace)
+        if chosen is not None and chosen["grid"] == entries:
+            return chosen["chosen"]  # a changed grid is chosen again (its trained entries are reused)
         scores = []
         for entry in entries:
             metrics = self.evaluate(namespace, self.plan.selection_seed, regime, self.plan.selection_split, entry)
