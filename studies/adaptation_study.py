@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "1")
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 import pandas as pd  # noqa: E402
 import yaml  # noqa: E402

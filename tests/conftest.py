@@ -12,6 +12,7 @@ from PIL import Image
 
 os.environ["KEDRO_DISABLE_TELEMETRY"] = "1"
 os.environ["DO_NOT_TRACK"] = "1"
+os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"  # MLflow's own usage reporting (it reads DO_NOT_TRACK only as "true")
 os.environ.setdefault("MPLBACKEND", "Agg")
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]

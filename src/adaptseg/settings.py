@@ -12,6 +12,8 @@ from omegaconf.resolvers import oc
 from adaptseg.logging_filters import quiet_third_party_notices
 
 os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "1")
+# MLflow 3 reports usage unless told so (it reads DO_NOT_TRACK only when it is "true")
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 quiet_third_party_notices()
 # An unreachable tracking server fails within seconds, not after MLflow's default of 7 backed-off retries (251 s
 # measured); MLFLOW_HTTP_REQUEST_* set in the environment still win.
