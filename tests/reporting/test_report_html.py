@@ -95,3 +95,19 @@ def test_missing_figure_says_so(evaluations):
     html = render_report("t", per_class, summary_table(per_class), {})
     assert "data:image/png" not in html and html.count("Not available for this run.") == len(FIGURE_SECTIONS)
     assert "published numbers" not in html
+
+
+def test_the_report_says_where_it_comes_from_and_shows_the_study_beside_the_run():
+    from adaptseg.reporting.comparison import per_class_table, summary_table
+    from adaptseg.reporting.html_report import render_report
+    from tests.reporting.test_report_tables import fake_metrics
+
+    evaluations = {m: {**fake_metrics(m, i), "precision": "bf16"} for i, m in enumerate(("source_only", "dacs"))}
+    per_class = per_class_table(evaluations)
+    study = {"regimes": {"none": {
+        "methods": {"source_only": {"mean": 46.4, "std": 0.4, "n": 5}, "dacs": {"mean": 50.0, "std": 1.0, "n": 5}},
+        "paired": {"dacs - source_only": {"mean": 3.6, "ci95": [2.0, 5.2], "n": 5}},
+        "gap_closed": {"dacs": 0.39, "source_only": 0.0}}}}
+    html = render_report("t", per_class, summary_table(per_class), {}, meta=["Code: commit abc123."], study=study)
+    assert "Code: commit abc123." in html and ">bf16<" in html
+    assert "mIoU19 − source_only" in html and "+3.6 [+2.0, +5.2]" in html and "39%" in html

@@ -82,7 +82,11 @@ def test_published_rows_without_a_matching_model_still_appear(evaluations):
 def test_summary_and_markdown(evaluations):
     per_class = per_class_table(evaluations, GTA5_CITYSCAPES)
     summary = summary_table(per_class)
-    assert list(summary.columns[-3:]) == ["miou_19", "miou_16", "miou_13"]
+    assert list(summary.columns[-4:]) == ["miou_19", "miou_16", "miou_13", "gain_vs_source_only"]
+    ours = summary[summary["source"] == "ours"].set_index("method")
+    assert ours.loc["source_only", "gain_vs_source_only"] == 0
+    assert ours.loc["adaptsegnet_multi", "gain_vs_source_only"] == pytest.approx(
+        ours.loc["adaptsegnet_multi", "miou_19"] - ours.loc["source_only", "miou_19"])
     assert summary[summary["source"] == "ours"]["method"].tolist() == list(MODELS)
     assert pd.isna(summary.loc[summary["row"] == "paper: AdaptSegNet multi-level", "miou_16"]).all()
     markdown = markdown_tables(per_class, summary, GTA5_CITYSCAPES.source)

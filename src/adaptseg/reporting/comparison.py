@@ -18,9 +18,13 @@ from adaptseg.reporting.published import PublishedBenchmark
 
 OURS = "ours"
 PUBLISHED = "published"
+#: The model every other is measured against (the report's gain column).
+BASELINE = "source_only"
 
 #: Columns of the per-class table before the class columns.
-ID_COLUMNS = ("protocol", "source", "method", "row", "split", "images", "step", "miou", "pixel_accuracy")
+ID_COLUMNS = (
+    "protocol", "source", "method", "row", "split", "images", "step", "precision", "miou", "pixel_accuracy",
+)
 
 
 def protocols_of(evaluations: Mapping[str, Mapping[str, Any]]) -> list[int]:
@@ -40,6 +44,7 @@ def _ours(method: str, metrics: Mapping[str, Any], protocol: int) -> dict[str, A
         "split": metrics.get("split"),
         "images": metrics.get("images"),
         "step": metrics.get("step"),
+        "precision": metrics.get("precision"),
         "miou": scores["miou"],
         "pixel_accuracy": scores.get("pixel_accuracy"),
         **{name: scores["iou"].get(name) for name in TRAIN_CLASSES},
@@ -89,16 +94,30 @@ def summary_table(per_class: pd.DataFrame) -> pd.DataFrame:
     wide.columns = [f"miou_{p}" for p in wide.columns]
     summary = order.merge(wide.reset_index(), on=keys, how="left")
     ours = per_class[per_class["source"] == OURS].drop_duplicates("method")
-    meta = ours.set_index("method")[["split", "images", "step"]]
+    meta = ours.set_index("method")[["split", "images", "step", "precision"]]
     summary = summary.join(meta, on="method")
-    summary.loc[summary["source"] != OURS, ["split", "images", "step"]] = None
-    return summary[[*keys, "split", "images", "step", *(f"miou_{p}" for p in protocols)]]
+    summary.loc[summary["source"] != OURS, ["split", "images", "step", "precision"]] = None
+    widest = f"miou_{protocols[0]}" if protocols else None
+    baseline = summary[(summary["source"] == OURS) & (summary["method"] == BASELINE)]
+    summary["gain_vs_source_only"] = (
+        summary[widest] - float(baseline[widest].iloc[0]) if widest and len(baseline) else float("nan")
+    )
+    summary.loc[summary["source"] != OURS, "gain_vs_source_only"] = None
+    return summary[[*keys, "split", "images", "step", "precision", *(f"miou_{p}" for p in protocols),
+                    "gain_vs_source_only"]]
 
 
 def _number(value: Any) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "–"
     return f"{float(value):.1f}"
+
+
+def signed(value: Any) -> str:
+    """A difference with its sign (``+1.2``), or ``–`` where there is none."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    return f"{float(value):+.1f}"
 
 
 def _label(row: Mapping[str, Any]) -> str:
@@ -115,14 +134,16 @@ def markdown_tables(per_class: pd.DataFrame, summary: pd.DataFrame, published_so
     ours = summary[summary["source"] == OURS]
     split = ours["split"].iloc[0] if len(ours) else "?"
     lines = [f"# Comparison on target `{split}` (IoU in %)", ""]
-    lines += ["| model | images | step | " + " | ".join(f"mIoU{p}" for p in protocols) + " |"]
-    lines += ["|---|---:|---:|" + "---:|" * len(protocols)]
+    gain = f"mIoU{protocols[0]} − {BASELINE}" if protocols else "gain"
+    lines += ["| model | images | step | precision | " + " | ".join(f"mIoU{p}" for p in protocols) + f" | {gain} |"]
+    lines += ["|---|---:|---:|---|" + "---:|" * (len(protocols) + 1)]
     for _, row in summary.iterrows():
-        images = "" if row["source"] != OURS else str(int(row["images"]))
-        step = "" if row["source"] != OURS or pd.isna(row["step"]) else str(int(row["step"]))
-        lines.append(
-            f"| {_label(row)} | {images} | {step} | " + " | ".join(_number(row[f"miou_{p}"]) for p in protocols) + " |"
-        )
+        ours = row["source"] == OURS
+        images = str(int(row["images"])) if ours else ""
+        step = str(int(row["step"])) if ours and pd.notna(row["step"]) else ""
+        precision = str(row.get("precision") or "") if ours and pd.notna(row.get("precision")) else ""
+        cells = [_number(row[f"miou_{p}"]) for p in protocols] + [signed(row.get("gain_vs_source_only"))]
+        lines.append(f"| {_label(row)} | {images} | {step} | {precision} | " + " | ".join(cells) + " |")
     for protocol in protocols:
         part = per_class[per_class["protocol"] == protocol]
         classes = list(protocol_class_names(protocol))

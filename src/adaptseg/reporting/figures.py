@@ -19,7 +19,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from adaptseg.data.labels import colorize_train_ids, protocol_class_names
+from adaptseg.data.labels import colorize_train_ids, protocol_class_names, protocol_palette
 from adaptseg.reporting.comparison import OURS
 
 History = Mapping[str, Sequence[Mapping[str, float]]]
@@ -107,6 +107,7 @@ def training_curves(
                         linewidth=1.4, label=f"{method}: {metric}")
                 drawn += 1
         ax.set_title(f"{group} loss")
+        robust_limits(ax, [[p["value"] for p in h.get(m) or []] for h in histories.values() for m in metrics])
         if drawn:
             ax.set_xlabel("step")
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -116,6 +117,19 @@ def training_curves(
             _message(ax, f"no model logged {', '.join(metrics)}")
     fig.tight_layout()
     return fig
+
+
+def robust_limits(ax, series: Sequence[Sequence[float]]) -> None:
+    """Y limits from the 2nd to the 98th percentile of the values (with a margin): the first steps' spikes
+    would otherwise flatten every curve into a line at the bottom."""
+    present = [np.asarray(v, dtype=float) for v in series if len(v)]
+    values = np.concatenate(present) if present else np.empty(0)
+    values = values[np.isfinite(values)]
+    if len(values) < 5:
+        return
+    low, high = np.percentile(values, [2, 98])
+    margin = 0.1 * (high - low) or 0.05 * max(abs(high), 1e-6)
+    ax.set_ylim(low - margin, high + margin)
 
 
 def normalised_confusion(confusion: Sequence[Sequence[float]]) -> np.ndarray:
@@ -181,5 +195,18 @@ def prediction_grid(examples: Mapping[str, Any]) -> Figure:
                 ax.set_ylabel(name, fontsize=7)
     if not names:
         _message(axes[0, 0], "no target images")
-    fig.tight_layout()
+    class_legend(fig, num_classes)
+    fig.tight_layout(rect=(0, 0.12 if rows < 3 else 0.06, 1, 1))
     return fig
+
+
+def class_legend(fig: Figure, num_classes: int) -> None:
+    """The classes' colours and names below a figure's panels (black is 'ignored')."""
+    from matplotlib.patches import Patch
+
+    known = num_classes in (19, 16, 13)
+    names = protocol_class_names(num_classes) if known else [str(i) for i in range(num_classes)]
+    colours = protocol_palette(num_classes) / 255.0 if known else ["grey"] * num_classes
+    handles = [Patch(color=colour, label=name) for colour, name in zip(colours, names)]
+    handles.append(Patch(color="black", label="ignored"))
+    fig.legend(handles=handles, loc="lower center", ncol=min(10, len(handles)), fontsize=7, frameon=False)

@@ -14,7 +14,7 @@ from typing import Any
 import pandas as pd
 
 from adaptseg.data.labels import protocol_class_names
-from adaptseg.reporting.comparison import OURS, PUBLISHED
+from adaptseg.reporting.comparison import BASELINE, OURS, PUBLISHED, signed
 
 #: Report sections after the tables: (anchor id, heading, key of the figure, explanation).
 FIGURE_SECTIONS: tuple[tuple[str, str, str, str], ...] = (
@@ -67,15 +67,38 @@ def _table(header: Sequence[str], rows: Sequence[tuple[str, Sequence[str]]]) -> 
 def summary_html(summary: pd.DataFrame) -> str:
     """mIoU per protocol of every model (and published row)."""
     protocols = [c for c in summary.columns if c.startswith("miou_")]
-    header = ["model", "source", "images", "step", *(f"mIoU{c.split('_')[1]}" for c in protocols)]
+    gain = f"mIoU{protocols[0].split('_')[1]} − {BASELINE}" if protocols else "gain"
+    header = ["model", "source", "images", "step", "precision", *(f"mIoU{c.split('_')[1]}" for c in protocols), gain]
     rows = []
     for _, r in summary.iterrows():
         ours = r["source"] == OURS
+        precision = r.get("precision")
         cells = [str(r["row"]), "ours" if ours else "published (real data)",
                  str(int(r["images"])) if ours and pd.notna(r["images"]) else "",
                  str(int(r["step"])) if ours and pd.notna(r["step"]) else "",
-                 *(_number(r[c]) for c in protocols)]
+                 str(precision) if ours and isinstance(precision, str) else "",
+                 *(_number(r[c]) for c in protocols), signed(r.get("gain_vs_source_only"))]
         rows.append(("ours" if ours else PUBLISHED, cells))
+    return _table(header, rows)
+
+
+def study_html(study: Mapping[str, Any], regime: str = "none") -> str:
+    """The study's seed spread beside this run: mean ± std per method and the paired difference with
+    source-only (95% interval), for one regime of ``make study``'s summary.json."""
+    part = (study.get("regimes") or {}).get(regime)
+    if not part:
+        return '<p class="note">The study has no results for this regime.</p>'
+    paired = part.get("paired") or {}
+    rows = []
+    for method, stats in part["methods"].items():
+        if not stats.get("n"):
+            continue
+        diff = paired.get(f"{method} - {BASELINE}")
+        interval = f"{diff['mean']:+.1f} [{diff['ci95'][0]:+.1f}, {diff['ci95'][1]:+.1f}]" if diff else "–"
+        gap = (part.get("gap_closed") or {}).get(method)
+        rows.append(("ours", [method, str(stats["n"]), f"{stats['mean']:.1f} ± {stats['std']:.1f}", interval,
+                              f"{gap:.0%}" if gap is not None else "–"]))
+    header = ["model", "seeds", "mIoU mean ± std", f"− {BASELINE}, mean [95% interval]", "gap to oracle closed"]
     return _table(header, rows)
 
 
@@ -96,8 +119,10 @@ def render_report(
     figures: Mapping[str, str],
     published_source: str | None = None,
     meta: Sequence[str] = (),
+    study: Mapping[str, Any] | None = None,
 ) -> str:
-    """The whole report. ``figures`` maps the keys of :data:`FIGURE_SECTIONS` to base64 PNG strings."""
+    """The whole report. ``figures`` maps the keys of :data:`FIGURE_SECTIONS` to base64 PNG strings; ``study``
+    is ``make study``'s summary.json, whose seed spread goes beside this run's single numbers."""
     protocols = sorted(per_class["protocol"].unique(), reverse=True)
     nav = " ".join(f'<a href="#{anchor}">{html.escape(heading)}</a>'
                    for anchor, heading in [("comparison", "Comparison"), *((a, h) for a, h, _, _ in FIGURE_SECTIONS)])
@@ -112,6 +137,14 @@ def render_report(
         "<h3>mIoU per class protocol</h3>",
         summary_html(summary),
     ]
+    if study:
+        parts += [
+            "<h3>Across seeds: the study (make study, shared layout)</h3>",
+            '<p class="note">One run is one seed; adversarial training moves by points between seeds. These are '
+            "the study's paired results on the same benchmark (its own budget and knobs chosen on dev), "
+            "beside which this run's numbers should be read.</p>",
+            study_html(study),
+        ]
     for protocol in protocols:
         parts += [f"<h3>Per-class IoU, {int(protocol)} classes</h3>", per_class_html(per_class, int(protocol))]
     if published_source and (per_class["source"] == PUBLISHED).any():

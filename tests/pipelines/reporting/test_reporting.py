@@ -28,7 +28,7 @@ def test_pipeline_reads_every_evaluated_model_and_declares_its_outputs():
     pipeline = create_pipeline()
     expected = {f"{m}.{kind}" for m in MODELS for kind in ("metrics", "history", "model")}
     expected |= {f"{e}.metrics" for e in ENSEMBLES}  # ensembles: scores only, no weights or curves of their own
-    shared = {"target_manifest", "target_train_ids", "params:reporting", "params:evaluation"}
+    shared = {"target_manifest", "target_train_ids", "params:reporting", "params:evaluation", "study_summary"}
     assert pipeline.inputs() == expected | shared
     catalog = yaml.safe_load((PROJECT_ROOT / "conf/base/catalog_reporting.yml").read_text())
     in_memory = {"evaluations", "training_histories"}

@@ -67,6 +67,8 @@ def _evaluate(
         "split": params["split"],
         "images": len(dataset),
         "step": model.get("step"),
+        "precision": model.get("precision"),  # what it trained with: bf16 against fp32 moves results by points
+        "device": model.get("device"),
         "num_classes": num_classes,
         "confusion_matrix": confusion.tolist(),
         "protocols": {},

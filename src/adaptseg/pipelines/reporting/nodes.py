@@ -8,7 +8,9 @@ the HTML report, because a saved Figure cannot be loaded back from the catalog.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -22,6 +24,7 @@ from adaptseg.methods import curve_panels
 from adaptseg.models.packaging import unpack_segmenter
 from adaptseg.reporting import comparison, figures
 from adaptseg.reporting.html_report import render_report
+from adaptseg.reporting.provenance import git_tags
 from adaptseg.reporting.published import published_benchmark
 from adaptseg.training.precision import resolve_device
 
@@ -153,13 +156,16 @@ def build_html_report(
     training_curves_png: str,
     confusion_matrices_png: str,
     prediction_grid_png: str,
+    study: Mapping[str, Any] | None,
     params: Mapping[str, Any],
 ) -> str:
-    """The self-contained HTML report (tables plus every figure as an embedded PNG)."""
+    """The self-contained HTML report (tables plus every figure as an embedded PNG), with where it came from
+    and, when ``make study`` has run, the study's seed spread beside this run's single numbers."""
     benchmark = published_benchmark(params.get("published"))
     ours = summary[summary["source"] == comparison.OURS]
     meta = [
         f"Target split: {ours['split'].iloc[0] if len(ours) else '?'}; models: {', '.join(ours['method'])}.",
+        provenance_line(),
         "Written by the adaptseg reporting pipeline (kedro run --pipelines reporting); the same file is an "
         "artifact of the run's MLflow run.",
     ]
@@ -175,7 +181,20 @@ def build_html_report(
         },
         benchmark.source if benchmark else None,
         meta,
+        study,
     )
+
+
+def provenance_line() -> str:
+    """Code, run and software the report comes from (the precision of each model is in its table row)."""
+    import mlflow
+    import torch
+
+    tags = git_tags(Path.cwd())
+    commit = tags.get("git.commit", "unknown") + (" (uncommitted changes)" if tags.get("git.dirty") == "true" else "")
+    run = mlflow.active_run()
+    return (f"Code: commit {commit}. MLflow run: {run.info.run_id if run else 'none'}. torch {torch.__version__}; "
+            f"written {time.strftime('%Y-%m-%d %H:%M')}.")
 
 
 def extra_protocol_metrics(evaluations: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, float]]:

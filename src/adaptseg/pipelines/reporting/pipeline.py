@@ -91,6 +91,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "training_curves_png",
                     "confusion_matrices_png",
                     "prediction_grid_png",
+                    "study_summary",
                     "params:reporting",
                 ],
                 "report_html",
