@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +16,9 @@ os.environ["KEDRO_DISABLE_TELEMETRY"] = "1"
 os.environ["DO_NOT_TRACK"] = "1"
 os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"  # MLflow's own usage reporting (it reads DO_NOT_TRACK only as "true")
 os.environ.setdefault("MPLBACKEND", "Agg")
+# precision: auto's measurements are cached per machine: tests keep theirs out of the user's ~/.cache
+os.environ["ADAPTSEG_CACHE_DIR"] = tempfile.mkdtemp(prefix="adaptseg-test-cache-")
+atexit.register(shutil.rmtree, os.environ["ADAPTSEG_CACHE_DIR"], ignore_errors=True)
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 

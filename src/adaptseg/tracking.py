@@ -163,7 +163,11 @@ def resolved_hardware(device: str | None, precision: str | None) -> tuple[str, s
     try:
         resolved = resolve_device(str(device or "auto"))
         wanted = str(precision or "auto")
-        return resolved.type, wanted if wanted != "auto" else resolve_precision("auto", resolved)
+        if wanted != "auto":
+            return resolved.type, wanted
+        # where a reduced-precision path exists, the engine times it against fp32 per model before training
+        candidate = resolve_precision("auto", resolved)
+        return resolved.type, "fp32" if candidate == "fp32" else f"auto ({candidate} or fp32)"
     except Exception:
         return UNKNOWN, str(precision or UNKNOWN)
 

@@ -72,5 +72,6 @@ def packed_result(
         mlflow_run_id=training_run_id(params["name"], params),
         **extra,
     )
-    record_trained_model(packed, {"seconds": result.seconds, "steps": result.last_step - result.start_step})
+    timed = {f"precision_probe_{name}_s": value for name, value in result.precision_seconds.items()}
+    record_trained_model(packed, {"seconds": result.seconds, "steps": result.last_step - result.start_step, **timed})
     return packed

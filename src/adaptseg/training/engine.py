@@ -25,7 +25,7 @@ import logging
 import math
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -38,6 +38,7 @@ from tqdm.auto import tqdm
 from adaptseg.config import from_mapping
 from adaptseg.training.checkpoint import capture_rng_state, load_checkpoint, restore_rng_state, save_checkpoint
 from adaptseg.training.precision import DEVICES, PRECISIONS, Amp, resolve_device, resolve_precision
+from adaptseg.training.precision_probe import PrecisionChoice, choose_precision
 from adaptseg.training.schedules import apply_poly_lr, make_discriminator_optimizer, make_segmenter_optimizer
 from adaptseg.training.streams import batch_stream, seed_everything, to_device
 
@@ -142,7 +143,8 @@ class EngineConfig:
             reproduces the reference's repeated backbone tensors (≈3× backbone lr and wd).
     Hardware
         device: "auto" | "cpu" | "cuda" ("cuda:N").
-        precision: "auto" | "fp32" | "bf16" | "fp16" (see ``precision`` for what auto picks).
+        precision: "auto" | "fp32" | "bf16" | "fp16"; auto times fp32 against the device's reduced-precision
+            path on the model and keeps the faster (``precision_probe``).
         channels_last: None = on for CUDA and for CPU bf16; True/False forces it.
         num_workers: DataLoader worker processes (0 = load in the main process).
         deterministic: torch deterministic algorithms (warn-only) and no cuDNN autotuning.
@@ -255,6 +257,7 @@ class TrainResult:
     device: str = "cpu"
     precision: str = "fp32"
     seconds: float = 0.0
+    precision_seconds: dict[str, float] = field(default_factory=dict)  # the step times auto chose from
 
 
 def state_digest(state: Mapping[str, torch.Tensor]) -> str:
@@ -364,6 +367,7 @@ class _Run:
         evaluate_fn: EvaluateFn | None,
         data_digest: str | None = None,
         label: str | None = None,
+        precision: PrecisionChoice | None = None,
     ) -> None:
         if SEGMENTER not in models:
             raise ValueError(f"models must contain {SEGMENTER!r}, got {sorted(models)}.")
@@ -372,7 +376,8 @@ class _Run:
         self.label = label or method_name(method)
         self.started = time.perf_counter()
         self.device = resolve_device(config.device)
-        self.precision = resolve_precision(config.precision, self.device)
+        self.precision_choice = precision
+        self.precision = precision.precision if precision is not None else resolve_precision(config.precision, self.device)
         self.amp = Amp(self.device.type, self.precision)
         self.channels_last = (
             config.channels_last if config.channels_last is not None
@@ -467,6 +472,12 @@ class _Run:
         self.window = _MetricWindow(state.get("window"))
         self.early.update(state.get("early_stopping", {}))
         restore_rng_state(state["rng"])
+        if state.get("precision") not in (None, self.precision):
+            logger.warning(
+                "%s trained in %s until step %d and continues in %s (precision %s on this machine): the "
+                "resumed steps are not bit-identical to an uninterrupted run. Set precision: %s to keep it.",
+                self.label, state["precision"], self.done, self.precision, self.config.precision, state["precision"],
+            )
         self.saved_path, self.saved_step = path, self.done
         logger.info("Resuming from %s at step %d.", path, self.done)
 
@@ -653,6 +664,7 @@ class _Run:
             device=str(self.device),
             precision=self.precision,
             seconds=time.perf_counter() - self.started,
+            precision_seconds=dict(self.precision_choice.seconds) if self.precision_choice is not None else {},
         )
 
 
@@ -705,7 +717,15 @@ def train(
     config = config if isinstance(config, EngineConfig) else EngineConfig.from_dict(config)
     if not isinstance(method_config, method.Config):
         method_config = method.Config.from_dict(method_config)
-    run = _Run(method, models, config, method_config, target_dataset, on_metrics, evaluate_fn, data_digest, label)
+    precision = None
+    if config.precision == "auto" and method.step is not None and len(source_dataset):
+        # measured on the real model and input shape (cached per machine): flags alone picked a slower bf16
+        shape = (config.batch_size, *tuple(source_dataset[0]["image"].shape))
+        precision = choose_precision(models[SEGMENTER], shape, resolve_device(config.device))
+        logger.info("%s: %s.", label or method_name(method), precision.describe())
+    run = _Run(
+        method, models, config, method_config, target_dataset, on_metrics, evaluate_fn, data_digest, label, precision
+    )
     run.start_or_resume()
     run.train(source_dataset, target_dataset)
     return run.result()
