@@ -11,7 +11,7 @@ export DO_NOT_TRACK := 1
 export MLFLOW_DISABLE_TELEMETRY := true
 export MPLBACKEND := Agg
 
-.PHONY: run test bench study soak viz viz-serve mlflow-ui lock clean-data clean-stale help
+.PHONY: run test bench study soak viz viz-serve mlflow-ui mlflow-server postgres-extra lock clean-data clean-stale help
 
 help:
 	@echo "make run        the full default pipeline on the embedded synthetic data (MLflow: mlflow.db)"
@@ -22,6 +22,8 @@ help:
 	@echo "make soak       kill a small adaptation 30 times at random moments; it must end bit-identical (KILLS=N)"
 	@echo "make viz        the Kedro-Viz static site (build/); make viz-serve serves it on 127.0.0.1:4141"
 	@echo "make mlflow-ui  the MLflow UI on this project's database"
+	@echo "make mlflow-server  a team tracking server: PostgreSQL store, artifacts through the server (docs/team_server.md)"
+	@echo "make postgres-extra  the PostgreSQL driver (the [postgres] extra) in .venv; mlflow-server and CI install it"
 	@echo "make clean-stale  remove what killed runs left under data/ (every kedro run does it too)"
 
 $(STAMP): pyproject.toml requirements.lock
@@ -44,6 +46,25 @@ bench: $(STAMP)
 
 mlflow-ui: $(STAMP)
 	$(BIN)/mlflow ui --backend-store-uri $${MLFLOW_TRACKING_URI:-sqlite:///mlflow.db} --host 127.0.0.1 --port 5000
+
+# The [postgres] extra (psycopg 3, for postgresql+psycopg:// store URIs), once, never by run/test, within the
+# locked versions; what it added is listed in .venv/.optional-packages (for `make lock` to leave out).
+postgres-extra: $(STAMP)
+	@$(BIN)/python -c "import psycopg" 2>/dev/null || { \
+	  $(BIN)/python -m pip freeze --exclude-editable > $(VENV)/.optional-packages.before && \
+	  $(BIN)/python -m pip install --quiet -c requirements.lock --no-build-isolation -e ".[postgres]" && \
+	  $(BIN)/python -m pip freeze --exclude-editable | grep -vxFf $(VENV)/.optional-packages.before \
+	    | cut -d= -f1 >> $(VENV)/.optional-packages; }
+
+# A team tracking server (docs/team_server.md). The store and the shared artifact location come from the
+# environment (mlflow reads them; the password is never echoed): MLFLOW_BACKEND_STORE_URI=postgresql+psycopg://...
+# MLFLOW_ARTIFACTS_DESTINATION=/shared/mlartifacts or s3://...; MLFLOW_HOST (0.0.0.0), MLFLOW_PORT (5000),
+# ARGS="--allowed-hosts mlflow.lab:5000" for the rest. Clients: MLFLOW_TRACKING_URI=http://<host>:5000.
+mlflow-server: postgres-extra
+	@test -n "$${MLFLOW_BACKEND_STORE_URI:-}" -a -n "$${MLFLOW_ARTIFACTS_DESTINATION:-}" || { echo "set \
+	MLFLOW_BACKEND_STORE_URI=postgresql+psycopg://USER:PASSWORD@HOST:5432/DB and MLFLOW_ARTIFACTS_DESTINATION=<shared \
+	folder or s3://bucket/path> (docs/team_server.md)" >&2; exit 1; }
+	MLFLOW_HOST=$${MLFLOW_HOST:-0.0.0.0} $(BIN)/mlflow server --serve-artifacts $(ARGS)
 
 lock: $(STAMP)
 	{ echo "# Exact versions the test suite ran with (Python 3.11, x86_64). Regenerate: make lock"; \

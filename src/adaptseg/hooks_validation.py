@@ -3,13 +3,16 @@
 ``after_context_created`` is the earliest hook of a run. There, a ``--env`` whose folder does not exist (Kedro
 would go on with base alone and fail later with an unrelated MLflow message) and every problem of the
 parameters, run-time ``--params`` included (:func:`adaptseg.config_validation.validate_parameters`), stop
-the run with one error that says what to fix. ``tryfirst=True``: it runs before kedro-mlflow's own
-``after_context_created`` sets up tracking, so a bad configuration leaves no MLflow run behind.
+the run with one error that says what to fix, and so does a PostgreSQL ``MLFLOW_TRACKING_URI`` whose driver
+is not installed. ``tryfirst=True``: it runs before kedro-mlflow's own ``after_context_created`` sets up
+tracking, so a bad configuration leaves no MLflow run behind.
 """
 
 from __future__ import annotations
 
 import difflib
+import importlib.util
+import os
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +54,23 @@ def check_environment(context: Any) -> None:
     raise UnknownEnvironmentError([problem], f"Unknown configuration environment {env!r}")
 
 
+def check_tracking_driver(uri: str | None = None) -> None:
+    """A PostgreSQL ``MLFLOW_TRACKING_URI`` without its driver: one line saying what to install, not the
+    SQLAlchemy traceback ending in ``ModuleNotFoundError: psycopg`` (docs/team_server.md)."""
+    uri = os.environ.get("MLFLOW_TRACKING_URI", "") if uri is None else uri
+    scheme = uri.split(":", 1)[0]
+    if not scheme.startswith("postgresql"):
+        return
+    driver = scheme.partition("+")[2] or "psycopg2"  # SQLAlchemy's default for a bare postgresql://
+    if importlib.util.find_spec(driver) is None:
+        problem = Problem("MLFLOW_TRACKING_URI", (
+            f"a PostgreSQL store needs the {driver} driver, which is not installed: install the postgres extra: "
+            "pip install -e .[postgres] (psycopg 3: write postgresql+psycopg://...). Better, point it at the team's "
+            "server (http://<host>:5000): clients need no driver and artifacts go to the shared store. "
+            "See docs/team_server.md."))
+        raise ConfigurationError([problem], "MLflow tracking store")
+
+
 class ParameterValidationHooks:
     """Stops a run whose environment or parameters are invalid, before any node, dataset or MLflow run."""
 
@@ -62,4 +82,5 @@ class ParameterValidationHooks:
         from adaptseg.config_validation import validate_parameters
 
         check_environment(context)
+        check_tracking_driver()
         validate_parameters(context.params)
