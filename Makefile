@@ -6,12 +6,13 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+OPTIONAL := $(VENV)/.optional-packages
 export KEDRO_DISABLE_TELEMETRY := 1
 export DO_NOT_TRACK := 1
 export MLFLOW_DISABLE_TELEMETRY := true
 export MPLBACKEND := Agg
 
-.PHONY: run test bench study soak viz viz-serve mlflow-ui mlflow-server postgres-extra lock clean-data clean-stale help
+.PHONY: run test bench study soak viz viz-serve mlflow-ui mlflow-server postgres-extra notebook lock clean-data clean-stale help
 
 help:
 	@echo "make run        the full default pipeline on the embedded synthetic data (MLflow: mlflow.db)"
@@ -20,8 +21,9 @@ help:
 	@echo "make study      every method over paired seeds and target regimes -> data/08_reporting/study/"
 	@echo "                (ARGS=\"--dataset synthia\" for a SYNTHIA-layout source; ARGS=\"--help\" for the rest)"
 	@echo "make soak       kill a small adaptation 30 times at random moments; it must end bit-identical (KILLS=N)"
-	@echo "make viz        the Kedro-Viz static site (build/); make viz-serve serves it on 127.0.0.1:4141"
+	@echo "make viz        the Kedro-Viz static site (build/); make viz-serve serves it on 127.0.0.1:4141 (views: docs/lineage.md)"
 	@echo "make mlflow-ui  the MLflow UI on this project's database"
+	@echo "make notebook   JupyterLab on notebooks/compare_runs.ipynb (installs the [notebook] extra once; ARGS=\"--no-browser\")"
 	@echo "make mlflow-server  a team tracking server: PostgreSQL store, artifacts through the server (docs/team_server.md)"
 	@echo "make postgres-extra  the PostgreSQL driver (the [postgres] extra) in .venv; mlflow-server and CI install it"
 	@echo "make clean-stale  remove what killed runs left under data/ (every kedro run does it too)"
@@ -66,9 +68,20 @@ mlflow-server: postgres-extra
 	folder or s3://bucket/path> (docs/team_server.md)" >&2; exit 1; }
 	MLFLOW_HOST=$${MLFLOW_HOST:-0.0.0.0} $(BIN)/mlflow server --serve-artifacts $(ARGS)
 
+# JupyterLab on the comparison notebook through `kedro jupyter lab` (it installs the "Kedro (adaptseg)" kernel, with
+# the kedro.ipython extension, and makes it the default). The [notebook] extra is installed on first use, never by
+# run/test, within the locked versions; what it added is listed in $(OPTIONAL), which `make lock` leaves out.
+# The file browser starts at the project root; Jupyter refuses root without --allow-root (containers): root only.
+notebook: $(STAMP)
+	@$(BIN)/python -c "import jupyterlab" 2>/dev/null || { \
+	  $(BIN)/python -m pip freeze --exclude-editable > $(OPTIONAL).before && \
+	  $(BIN)/python -m pip install --quiet -c requirements.lock --no-build-isolation -e ".[notebook]" && \
+	  $(BIN)/python -m pip freeze --exclude-editable | grep -vxFf $(OPTIONAL).before | cut -d= -f1 >> $(OPTIONAL); }
+	$(BIN)/kedro jupyter lab notebooks/compare_runs.ipynb --ServerApp.root_dir=. $(if $(filter 0,$(shell id -u)),--allow-root) $(ARGS)
+
 lock: $(STAMP)
 	{ echo "# Exact versions the test suite ran with (Python 3.11, x86_64). Regenerate: make lock"; \
-	  $(BIN)/python -m pip freeze --exclude-editable; } > requirements.lock
+	  $(BIN)/python -m pip freeze --exclude-editable $(addprefix --exclude ,$(shell cat $(OPTIONAL) 2>/dev/null)); } > requirements.lock
 
 clean-stale: $(STAMP)
 	$(BIN)/python -m adaptseg.io.stale data
@@ -87,4 +100,5 @@ viz: $(STAMP)
 	$(BIN)/kedro viz build --include-previews
 
 viz-serve: $(STAMP)
+	@echo "Overview (readable): http://127.0.0.1:4141/?pid=__default__&types=nodes   other views: docs/lineage.md"
 	$(BIN)/kedro viz run --no-browser --host 127.0.0.1 --port 4141
