@@ -202,3 +202,63 @@ def test_labels_made_from_another_generation_of_the_data_are_refused(project_cop
             session.run(pipeline_names=["source_pretraining"], namespaces=["source_pretraining"])
     assert isinstance(caught.value, StaleDataError) or isinstance(caught.value.__cause__, StaleDataError)
     assert "kedro run --pipelines ingestion,label_remapping" in str(caught.value)
+
+
+@pytest.mark.slow
+def test_a_namespace_trains_in_two_processes_from_kedro_run(project_copy):
+    """engine.nproc_per_node: kedro run stays the entry point; the workers' curves reach MLflow through it."""
+    import json
+
+    import mlflow
+
+    engine = {**_TINY_ENGINE, "batch_size": 1, "nproc_per_node": 2}
+    runtime = {**TINY_TRAINING, "adaptsegnet_single": {"adaptation": {**TINY_TRAINING["adaptsegnet_single"]["adaptation"],
+                                                                      "engine": engine}}}
+    bootstrap_project(project_copy)
+    for names, namespaces in ((["synthesis", "ingestion", "label_remapping"], None),
+                              (["source_pretraining", "adaptation"], ["source_pretraining", "adaptsegnet_single"])):
+        with KedroSession.create(project_path=project_copy, runtime_params=runtime) as session:
+            session.run(pipeline_names=names, namespaces=namespaces)
+        while mlflow.active_run() is not None:
+            mlflow.end_run()
+    history = json.loads((project_copy / "data/07_model_output/adaptsegnet_single/history.json").read_text())
+    assert [entry["step"] for entry in history["loss_adv_main"]] == [1, 2]
+    runs = mlflow.search_runs(experiment_names=["adaptseg"])
+    child = runs[runs["tags.namespace"] == "adaptsegnet_single"].iloc[0]
+    assert pd.notna(child["metrics.train/loss_adv_main"]) and child["tags.precision"] in {"fp32", "bf16"}
+
+
+@pytest.mark.slow
+def test_torchrun_runs_a_namespace_on_every_rank_and_rank_0_alone_saves(project_copy):
+    """Several machines: ``torchrun -m adaptseg.train_distributed`` (here 2 ranks on one machine, gloo)."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    import mlflow
+
+    bootstrap_project(project_copy)
+    with KedroSession.create(project_path=project_copy, runtime_params=TINY_TRAINING) as session:
+        session.run(pipeline_names=["synthesis", "ingestion", "label_remapping"])
+    while mlflow.active_run() is not None:
+        mlflow.end_run()
+    params = ("model.options.width=8,adaptsegnet_single.adaptation.input_size.source=[96,54],"
+              "adaptsegnet_single.adaptation.input_size.target=[96,48],source_pretraining.training.input_size=[96,54]")
+    engine = "max_steps=2,batch_size=1,log_every=1,checkpoint_every=1,progress=false"
+    for stage in ("source_pretraining.training", "adaptsegnet_single.adaptation"):
+        params += "," + ",".join(f"{stage}.engine.{item}" for item in engine.split(","))
+    done = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m",
+         "adaptseg.train_distributed", "--pipelines", "source_pretraining", "adaptation",
+         "--namespaces", "source_pretraining", "adaptsegnet_single", "--params", params],
+        cwd=project_copy, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    data = project_copy / "data"
+    for namespace in ("source_pretraining", "adaptsegnet_single"):
+        assert len(list((data / "06_models" / namespace / "model.pt").iterdir())) == 1  # saved once, by rank 0
+    history = json.loads((data / "07_model_output/adaptsegnet_single/history.json").read_text())
+    assert [entry["step"] for entry in history["loss_adv_main"]] == [1, 2]
+    ran = [" ".join(w for w in line.split() if ".py:" not in w) for line in (done.stdout + done.stderr).split("INFO")]
+    assert any("rank 1: running adaptsegnet_single.adapt" in line for line in ran)  # every rank trained

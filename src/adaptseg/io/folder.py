@@ -8,6 +8,7 @@ the target and swaps it in only when every file is written.
 from __future__ import annotations
 
 import logging
+from functools import partial
 from collections.abc import Callable, Mapping
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -94,7 +95,8 @@ class FolderDataset(AbstractDataset[Mapping[str, Any], dict[str, Loader]]):
         files = sorted(self._path.rglob(f"*{self._suffix}"))
         made_from = self._path / MADE_FROM
         return Derived(
-            {str(PurePosixPath(f.relative_to(self._path).with_suffix(""))): (lambda f=f: reader(f)) for f in files},
+            # partials, not lambdas: the loaders travel to data-parallel worker processes (engine.nproc_per_node)
+            {str(PurePosixPath(f.relative_to(self._path).with_suffix(""))): partial(reader, f) for f in files},
             made_from.read_text().strip() if made_from.is_file() else None,
         )
 

@@ -37,6 +37,16 @@ from tqdm.auto import tqdm
 
 from adaptseg.config import from_mapping
 from adaptseg.training.checkpoint import capture_rng_state, load_checkpoint, restore_rng_state, save_checkpoint
+from adaptseg.training.distributed import (
+    World,
+    agree,
+    average_gradients,
+    average_metrics,
+    barrier,
+    broadcast_models,
+    join,
+    launched,
+)
 from adaptseg.training.precision import DEVICES, PRECISIONS, Amp, resolve_device, resolve_precision
 from adaptseg.training.precision_probe import PrecisionChoice, choose_precision
 from adaptseg.training.schedules import apply_poly_lr, make_discriminator_optimizer, make_segmenter_optimizer
@@ -147,6 +157,10 @@ class EngineConfig:
             path on the model and keeps the faster (``precision_probe``).
         channels_last: None = on for CUDA and for CPU bf16; True/False forces it.
         num_workers: DataLoader worker processes (0 = load in the main process).
+        nproc_per_node: data-parallel training processes on this machine (``training.distributed``), started
+            through torch's elastic launcher; ``batch_size`` is per process. Under ``torchrun`` the
+            launcher's settings apply instead.
+        max_restarts: restarts of all processes after one fails (they resume from ``last.pt``: set resume).
         deterministic: torch deterministic algorithms (warn-only) and no cuDNN autotuning.
     Checkpoints
         checkpoint_dir: run folder for ``last.pt`` (+ ``best.pt``, ``step_XXXXXX.pt``);
@@ -184,6 +198,8 @@ class EngineConfig:
     channels_last: bool | None = None
     num_workers: int = 0
     deterministic: bool = False
+    nproc_per_node: int = 1
+    max_restarts: int = 0
     checkpoint_dir: str | None = None
     checkpoint_every: int = 1000
     snapshot_every: int = 5000
@@ -205,10 +221,10 @@ class EngineConfig:
             problems.append(f"max_steps={self.max_steps} must be >= 1")
         if self.stop_step is not None and not 0 <= self.stop_step <= self.max_steps:
             problems.append(f"stop_step={self.stop_step} must lie in [0, max_steps={self.max_steps}]")
-        for name in ("batch_size", "log_every"):
+        for name in ("batch_size", "log_every", "nproc_per_node"):
             if getattr(self, name) < 1:
                 problems.append(f"{name}={getattr(self, name)} must be >= 1")
-        for name in ("checkpoint_every", "snapshot_every", "eval_every", "num_workers"):
+        for name in ("checkpoint_every", "snapshot_every", "eval_every", "num_workers", "max_restarts"):
             if getattr(self, name) < 0:
                 problems.append(f"{name}={getattr(self, name)} must be >= 0")
         if self.patience is not None and self.patience < 1:
@@ -221,6 +237,10 @@ class EngineConfig:
             problems.append(f"eval_mode={self.eval_mode!r} must be 'max' or 'min'")
         if self.resume and self.checkpoint_dir is None:
             problems.append("resume=true needs a checkpoint_dir to resume from")
+        if self.nproc_per_node > 1 and self.checkpoint_dir is None:
+            problems.append(f"nproc_per_node={self.nproc_per_node} needs a checkpoint_dir (the trained weights come back through it)")
+        if self.max_restarts and not self.resume:
+            problems.append(f"max_restarts={self.max_restarts} needs resume=true (restarted processes resume from last.pt)")
         if len(self.betas_discriminator) != 2:
             problems.append(f"betas_discriminator={self.betas_discriminator} must have two values")
         if problems:
@@ -368,12 +388,14 @@ class _Run:
         data_digest: str | None = None,
         label: str | None = None,
         precision: PrecisionChoice | None = None,
+        world: World | None = None,
     ) -> None:
         if SEGMENTER not in models:
             raise ValueError(f"models must contain {SEGMENTER!r}, got {sorted(models)}.")
         self.method, self.models, self.config, self.method_config = method, models, config, method_config
         self.on_metrics, self.evaluate_fn = on_metrics, evaluate_fn
         self.label = label or method_name(method)
+        self.world = world or World()
         self.started = time.perf_counter()
         self.device = resolve_device(config.device)
         self.precision_choice = precision
@@ -404,10 +426,11 @@ class _Run:
             if self.channels_last:
                 model.to(memory_format=torch.channels_last)
             model.train()
+        broadcast_models(models, self.world)
         self.optimizers = _build_optimizers(models, config)
         self.context = Context(
             target=target_dataset, device=self.device, amp=self.amp, channels_last=self.channels_last,
-            batch_size=config.batch_size, progress=config.progress, max_steps=config.max_steps,
+            batch_size=config.batch_size, progress=config.progress and self.world.is_main, max_steps=config.max_steps,
         )
         self.folder = Path(config.checkpoint_dir) if config.checkpoint_dir is not None else None
         self.start_step = self.done = 0
@@ -425,8 +448,9 @@ class _Run:
         last = self.folder / LAST_CHECKPOINT if self.folder is not None else None
         if last is not None and self.config.resume and last.is_file():
             self._resume(last)
+            barrier(self.world)  # nobody writes last.pt before every rank has read it
             return
-        if self.folder is not None:
+        if self.folder is not None and self.world.is_main:
             existing = _owned_files(self.folder) if self.folder.is_dir() else []
             if existing and not self.config.overwrite:
                 raise FileExistsError(
@@ -442,6 +466,7 @@ class _Run:
                 path.unlink()
             if self.config.resume:
                 logger.info("resume: true but %s does not exist; starting a new run.", last)
+        barrier(self.world)
         start = getattr(self.method, "start", None)
         if start is not None:
             start(self.models, self.method_config, self.context)
@@ -493,16 +518,19 @@ class _Run:
             domain: batch_stream(
                 dataset, domain, batch_size=self.config.batch_size, seed=self.config.seed,
                 num_workers=self.config.num_workers, start_step=self.done, stop_step=stop_step, device=self.device,
+                rank=self.world.rank, world_size=self.world.size,
             )
             for domain, dataset in (("source", source), ("target", target))
             if domain == "source" or self.method.TARGET_BATCHES
         }
         logger.info(
-            "Training %s (%s) from step %d to %d on %s (%s%s).", self.label, method_name(self.method),
+            "Training %s (%s) from step %d to %d on %s (%s%s)%s.", self.label, method_name(self.method),
             self.done, stop_step, self.device, self.precision, ", channels_last" if self.channels_last else "",
+            f", rank {self.world.rank} of {self.world.size}" if self.world.active else "",
         )
         progress = tqdm(
-            total=stop_step, initial=self.done, disable=not self.config.progress, unit="it", dynamic_ncols=True,
+            total=stop_step, initial=self.done, disable=not (self.config.progress and self.world.is_main), unit="it",
+            dynamic_ncols=True,
             desc=f"train {self.label}",
         )
         window_started, timed = time.perf_counter(), 0
@@ -513,7 +541,7 @@ class _Run:
                 progress.update(1)
                 self.window.add(metrics)
                 if self.done % self.config.log_every == 0 or self.done == stop_step:
-                    means = self.window.flush()
+                    means = average_metrics(self.window.flush(), self.world)
                     means["iterations_per_second"] = timed / max(time.perf_counter() - window_started, 1e-9)
                     self.record(means)
                     progress.set_postfix({k: f"{v:.4g}" for k, v in means.items() if k.startswith("loss")}, refresh=False)
@@ -546,6 +574,7 @@ class _Run:
         bad = {name: value for name, value in metrics.items() if not math.isfinite(value)}
         if bad:
             raise self.diverged(bad, step + 1)
+        average_gradients(self.models.values(), self.world)
         self.amp.step(self.optimizers.values())
         after = getattr(hooks, "after_iteration", None)
         if after is not None:
@@ -555,7 +584,7 @@ class _Run:
     def record(self, metrics: Mapping[str, float]) -> None:
         for name, value in metrics.items():
             self.history.setdefault(name, []).append({"step": self.done, "value": float(value)})
-        if self.on_metrics is not None:
+        if self.on_metrics is not None and self.world.is_main:
             self.on_metrics(dict(metrics), self.done)
 
     # ------------------------------------------------------------------ evaluation and early stop
@@ -577,7 +606,7 @@ class _Run:
         )
         if improved:
             self.early.update(best_value=value, best_step=self.done, bad_evals=0)
-            if self.folder is not None:
+            if self.folder is not None and self.world.is_main:
                 save_checkpoint(self.folder / BEST_CHECKPOINT, self.snapshot_state())
         else:
             self.early["bad_evals"] += 1
@@ -623,11 +652,12 @@ class _Run:
         broken = self.non_finite_weights()
         if broken:
             raise self.diverged({f"weights of {name}": math.nan for name in broken}, self.done)
-        if snapshot:
+        if snapshot and self.world.is_main:
             save_checkpoint(self.folder / SNAPSHOT_PATTERN.format(step=self.done), self.snapshot_state())
         if due or final or self.stopped_early:
-            self.saved_path = save_checkpoint(self.folder / LAST_CHECKPOINT, self.full_state())
-            self.saved_step = self.done
+            if self.world.is_main:
+                save_checkpoint(self.folder / LAST_CHECKPOINT, self.full_state())
+            self.saved_path, self.saved_step = self.folder / LAST_CHECKPOINT, self.done
 
     def non_finite_weights(self) -> list[str]:
         """Models with a NaN or infinite parameter or floating buffer (one device sync for all of them)."""
@@ -717,14 +747,25 @@ def train(
     config = config if isinstance(config, EngineConfig) else EngineConfig.from_dict(config)
     if not isinstance(method_config, method.Config):
         method_config = method.Config.from_dict(method_config)
+    if config.nproc_per_node > 1 and not launched():
+        from adaptseg.training.launch import train_in_processes
+
+        return train_in_processes(
+            method, models, source_dataset, config, target_dataset=target_dataset, method_config=method_config,
+            on_metrics=on_metrics, evaluate_fn=evaluate_fn, data_digest=data_digest, label=label,
+        )
+    world = join(resolve_device(config.device))
     precision = None
     if config.precision == "auto" and method.step is not None and len(source_dataset):
         # measured on the real model and input shape (cached per machine): flags alone picked a slower bf16
-        shape = (config.batch_size, *tuple(source_dataset[0]["image"].shape))
-        precision = choose_precision(models[SEGMENTER], shape, resolve_device(config.device))
-        logger.info("%s: %s.", label or method_name(method), precision.describe())
+        if world.is_main:
+            shape = (config.batch_size, *tuple(source_dataset[0]["image"].shape))
+            precision = choose_precision(models[SEGMENTER], shape, resolve_device(config.device))
+            logger.info("%s: %s.", label or method_name(method), precision.describe())
+        precision = agree(precision, world)
     run = _Run(
-        method, models, config, method_config, target_dataset, on_metrics, evaluate_fn, data_digest, label, precision
+        method, models, config, method_config, target_dataset, on_metrics, evaluate_fn, data_digest, label, precision,
+        world,
     )
     run.start_or_resume()
     run.train(source_dataset, target_dataset)

@@ -35,23 +35,33 @@ def epoch_permutation(size: int, seed: int, domain: str, epoch: int) -> torch.Te
 
 
 class StreamSampler(Sampler[int]):
-    """Indices of an endless shuffled stream, positions ``start_step·B .. stop_step·B``."""
+    """Indices of an endless shuffled stream, this rank's share of iterations ``start_step .. stop_step``.
 
-    def __init__(self, size: int, batch_size: int, seed: int, domain: str, start_step: int, stop_step: int):
+    Step ``s`` of ``W`` ranks at batch ``B`` covers stream positions ``s·W·B .. (s+1)·W·B``; rank ``r`` takes
+    positions ``s·W·B + r·B`` onwards, ``B`` of them. One rank (``W = 1``) takes them all.
+    """
+
+    def __init__(self, size: int, batch_size: int, seed: int, domain: str, start_step: int, stop_step: int,
+                 rank: int = 0, world_size: int = 1):
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank {rank} outside a world of {world_size} processes.")
         self.size, self.batch_size, self.seed, self.domain = size, batch_size, seed, domain
-        self.start, self.stop = start_step * batch_size, stop_step * batch_size
+        self.start_step, self.stop_step, self.rank, self.world_size = start_step, stop_step, rank, world_size
 
     def __len__(self) -> int:
-        return max(0, self.stop - self.start)
+        return max(0, self.stop_step - self.start_step) * self.batch_size
 
     def __iter__(self) -> Iterator[int]:
         epoch, order = None, None
-        for position in range(self.start, self.stop):
-            this_epoch, index = divmod(position, self.size)
-            if this_epoch != epoch:
-                epoch = this_epoch
-                order = epoch_permutation(self.size, self.seed, self.domain, epoch).tolist()
-            yield order[index]
+        global_batch = self.batch_size * self.world_size
+        for step in range(self.start_step, self.stop_step):
+            first = step * global_batch + self.rank * self.batch_size
+            for position in range(first, first + self.batch_size):
+                this_epoch, index = divmod(position, self.size)
+                if this_epoch != epoch:
+                    epoch = this_epoch
+                    order = epoch_permutation(self.size, self.seed, self.domain, epoch).tolist()
+                yield order[index]
 
 
 def _seed_worker(worker_id: int) -> None:
@@ -70,8 +80,10 @@ def batch_stream(
     start_step: int,
     stop_step: int,
     device: torch.device,
+    rank: int = 0,
+    world_size: int = 1,
 ) -> Iterator[dict]:
-    """Collated batches of ``dataset`` for iterations ``start_step .. stop_step`` of a run."""
+    """Collated batches of ``dataset`` for iterations ``start_step .. stop_step`` of a run (this rank's share)."""
     try:
         size = len(dataset)
     except TypeError as error:
@@ -81,12 +93,12 @@ def batch_stream(
     loader = DataLoader(
         dataset,
         batch_size=batch_size,
-        sampler=StreamSampler(size, batch_size, seed, domain, start_step, stop_step),
+        sampler=StreamSampler(size, batch_size, seed, domain, start_step, stop_step, rank, world_size),
         num_workers=num_workers,
         pin_memory=device.type == "cuda",
         worker_init_fn=_seed_worker if num_workers else None,
         # Own generator: worker base seeds never consume (and never depend on) the global torch RNG.
-        generator=torch.Generator().manual_seed(stream_seed(seed, f"{domain}-workers", start_step)),
+        generator=torch.Generator().manual_seed(stream_seed(seed, f"{domain}-workers" + (f"-{rank}" if rank else ""), start_step)),
     )
     return iter(loader)
 
