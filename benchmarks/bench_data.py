@@ -97,3 +97,82 @@ def data_pipelines() -> dict:
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return {**timings, "samples": counts}
+
+
+# ------------------------------------------------------------------------------------------- loader throughput
+PAPER_SIZES = {"source": ((1914, 1052), (1280, 720)), "target": ((2048, 1024), (1024, 512))}  # (file, input)
+# The GPU step the loader must keep up with: ResNet-101 multi-level, bf16, frozen BN, on an H200
+# (issue 15's table): 0.069 s per iteration of 1 source + 1 target image.
+GPU_STEP_S = 0.069
+
+
+def _write_domain(folder: Path, file_size: tuple[int, int], count: int, seed: int) -> "pd.DataFrame":
+    """``count`` PNG photos-like images and train-id label PNGs at the dataset's native size, and a manifest."""
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    width, height = file_size
+    rows = []
+    for index in range(count):
+        # smooth gradients plus noise: PNG compresses it about as well as a rendered frame, unlike pure noise
+        ramp = np.linspace(0, 255, width, dtype=np.float32)[None, :, None]
+        noise = rng.normal(0, 12, size=(height, width, 3)).astype(np.float32)
+        image = np.clip(ramp * rng.uniform(0.3, 1.0, size=(1, 1, 3)) + noise, 0, 255).astype(np.uint8)
+        labels = np.repeat(np.repeat(rng.integers(0, 19, size=(height // 32 + 1, width // 32 + 1)), 32, 0), 32, 1)
+        image_path, label_path = folder / f"{index:05d}.png", folder / f"{index:05d}_labels.png"
+        Image.fromarray(image).save(image_path, compress_level=6)
+        Image.fromarray(labels[:height, :width].astype(np.uint8)).save(label_path)
+        rows.append({"split": "train", "sample_id": f"{index:05d}", "image_path": str(image_path),
+                     "label_path": str(label_path)})
+    return pd.DataFrame(rows)
+
+
+def _load_label(path: str) -> np.ndarray:
+    with Image.open(path) as image:
+        return np.asarray(image)
+
+
+def loader_throughput(count: int = 24, steps: int = 24) -> dict:
+    """Images per second through the engine's own stream (decode, bicubic resize, normalise, collate) at the
+    paper's sizes, by DataLoader worker count, against what the GPU step needs."""
+    import os
+    from functools import partial
+
+    import torch
+
+    from adaptseg.data.torch_datasets import SegmentationDataset
+    from adaptseg.training.streams import batch_stream
+
+    work = Path(tempfile.mkdtemp(prefix="adaptseg-loader-"))
+    figures: dict = {"cpu cores": os.cpu_count(), "images written per domain": count}
+    try:
+        datasets = {}
+        for offset, (domain, (file_size, input_size)) in enumerate(PAPER_SIZES.items()):
+            folder = work / domain
+            folder.mkdir()
+            manifest = _write_domain(folder, file_size, count, seed=offset)
+            labels = {f"train/{row.sample_id}": partial(_load_label, row.label_path) for row in manifest.itertuples()}
+            datasets[domain] = SegmentationDataset(manifest, "train", input_size,
+                                                   labels=labels if domain == "source" else None)
+        workers_tried = sorted({0, 1, 2, min(4, os.cpu_count() or 1), min(8, os.cpu_count() or 1)})
+        for domain, dataset in datasets.items():
+            (file_w, file_h), (in_w, in_h) = PAPER_SIZES[domain]
+            for workers in workers_tried:
+                stream = batch_stream(dataset, domain, batch_size=1, seed=0, num_workers=workers, start_step=0,
+                                      stop_step=steps + 2, device=torch.device("cpu"))
+                next(stream), next(stream)  # workers started and the prefetch queue filled
+                start = time.perf_counter()
+                for _ in range(steps):
+                    next(stream)
+                rate = steps / (time.perf_counter() - start)
+                figures[f"{domain} {file_w}x{file_h} -> {in_w}x{in_h}, {workers} workers, images/s"] = round(rate, 1)
+                del stream
+        needed = 2 / GPU_STEP_S  # 2x the step rate, one image per domain per step
+        figures["needed per domain for 2x a 0.069 s GPU step, images/s"] = round(needed, 1)
+        one_core = {d: figures[f"{d} {'x'.join(map(str, PAPER_SIZES[d][0]))} -> "
+                              f"{'x'.join(map(str, PAPER_SIZES[d][1]))}, 0 workers, images/s"] for d in PAPER_SIZES}
+        # both domains share the workers: cores needed = sum over domains of needed / one core's rate
+        figures["cores needed at one core's rate (both domains)"] = round(sum(needed / r for r in one_core.values()), 1)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return figures

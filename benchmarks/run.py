@@ -27,6 +27,7 @@ BENCHMARKS = {
     "hardware": bench_training.hardware,
     "remap_throughput": bench_data.remap_throughput,
     "data_pipelines": bench_data.data_pipelines,
+    "loader_throughput": bench_data.loader_throughput,
     "resnet101_adaptation_step": bench_training.resnet101_step,
     "small_adaptation_step": bench_training.small_step,
     "conv_shapes": bench_training.conv_shapes,
