@@ -21,6 +21,7 @@ DEFAULT_MODELS = tuple(m for m in MODELS if m not in ADAPTATION_NAMESPACES or m 
 ENSEMBLES: dict[str, tuple[str, ...]] = {
     "advent_minent": ("advent", "minent"),
     "fda_mbt": ("fda", "fda_beta05", "fda_beta09"),
+    "family_ensemble": ("adaptsegnet_multi", "cbst", "dacs"),
 }
 
 SHARED_INPUTS = {"target_manifest", "target_train_ids"}
