@@ -38,8 +38,9 @@ def _picklable(value: Any, what: str) -> None:
         ) from error
 
 
-def _worker(payload: Mapping[str, Any]) -> None:
-    """One rank: the launcher set RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR and MASTER_PORT."""
+def _worker(payload: Mapping[str, Any]) -> dict[str, float]:
+    """One rank: the launcher set RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR and MASTER_PORT. Returns what the
+    caller cannot read from ``last.pt``: the step times ``precision: auto`` chose from."""
     import torch
 
     from adaptseg.training.engine import train
@@ -49,11 +50,12 @@ def _worker(payload: Mapping[str, Any]) -> None:
     # torch.multiprocessing hands tensors over in shared memory: without a private copy every rank (and the
     # caller) would step the same weights. The datasets stay shared, read-only.
     models = {name: copy.deepcopy(model) for name, model in payload["models"].items()}
-    train(
+    result = train(
         payload["method"], models, payload["source"], payload["config"],
         target_dataset=payload["target"], method_config=payload["method_config"],
         evaluate_fn=payload["evaluate_fn"], data_digest=payload["data_digest"], label=payload["label"],
     )
+    return result.precision_seconds
 
 
 def _replay(history: Mapping[str, list[dict]], after: int, on_metrics: Callable[[dict, int], None]) -> None:
@@ -90,9 +92,10 @@ def train_in_processes(
     if METHODS.get(name) is not method:
         raise ValueError(f"nproc_per_node > 1 runs the methods of adaptseg.methods by name; {name!r} is not one.")
     _picklable(evaluate_fn, "evaluate_fn")
-    folder = config.checkpoint_dir
-    last = os.path.join(folder, LAST_CHECKPOINT)
-    start_step = int(load_checkpoint(last)["step"]) if config.resume and os.path.isfile(last) else 0
+    folder = Path(config.checkpoint_dir)
+    last = folder / LAST_CHECKPOINT
+    # where this call starts (a restart inside the launch resumes later; its steps are replayed all the same)
+    start_step = int(load_checkpoint(last)["step"]) if config.resume and last.is_file() else 0
     payload = {
         "method": name, "models": models, "source": source_dataset, "target": target_dataset,
         "config": config, "method_config": method_config, "evaluate_fn": evaluate_fn,
@@ -108,7 +111,7 @@ def train_in_processes(
         config.nproc_per_node, config.batch_size, config.batch_size * config.nproc_per_node,
     )
     started = time.perf_counter()
-    elastic_launch(launch, _worker)(payload)
+    precision_seconds = elastic_launch(launch, _worker)(payload)[0]  # rank 0's, of the last attempt
     state = load_checkpoint(last)
     for model_name, model in models.items():
         model.load_state_dict(state["models"][model_name])
@@ -116,19 +119,19 @@ def train_in_processes(
     if on_metrics is not None:
         _replay(history, start_step, on_metrics)
     early = state.get("early_stopping", {})
-    best = os.path.join(folder, BEST_CHECKPOINT)
     return TrainResult(
         models=models,
         history=history,
         last_step=int(state["step"]),
         start_step=start_step,
         run_id=state.get("run_id"),
-        checkpoint_path=Path(last),
+        checkpoint_path=last,
         best_step=early.get("best_step"),
         best_value=early.get("best_value"),
-        best_checkpoint_path=Path(best) if early.get("best_step") is not None else None,
+        best_checkpoint_path=folder / BEST_CHECKPOINT if early.get("best_step") is not None else None,
         stopped_early=bool(config.patience and early.get("bad_evals", 0) >= config.patience),
         device=str(resolve_device(config.device)),
         precision=str(state.get("precision", config.precision)),
         seconds=time.perf_counter() - started,
+        precision_seconds=precision_seconds,
     )
