@@ -107,17 +107,11 @@ def summary_table(per_class: pd.DataFrame) -> pd.DataFrame:
                     "gain_vs_source_only"]]
 
 
-def _number(value: Any) -> str:
+def number(value: Any, sign: bool = False) -> str:
+    """An IoU to one decimal (with its sign for a difference: ``+1.2``), or ``–`` where there is none."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "–"
-    return f"{float(value):.1f}"
-
-
-def signed(value: Any) -> str:
-    """A difference with its sign (``+1.2``), or ``–`` where there is none."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "–"
-    return f"{float(value):+.1f}"
+    return f"{float(value):{'+' if sign else ''}.1f}"
 
 
 def _label(row: Mapping[str, Any]) -> str:
@@ -142,7 +136,7 @@ def markdown_tables(per_class: pd.DataFrame, summary: pd.DataFrame, published_so
         images = str(int(row["images"])) if ours else ""
         step = str(int(row["step"])) if ours and pd.notna(row["step"]) else ""
         precision = str(row.get("precision") or "") if ours and pd.notna(row.get("precision")) else ""
-        cells = [_number(row[f"miou_{p}"]) for p in protocols] + [signed(row.get("gain_vs_source_only"))]
+        cells = [number(row[f"miou_{p}"]) for p in protocols] + [number(row.get("gain_vs_source_only"), sign=True)]
         lines.append(f"| {_label(row)} | {images} | {step} | {precision} | " + " | ".join(cells) + " |")
     for protocol in protocols:
         part = per_class[per_class["protocol"] == protocol]
@@ -150,7 +144,7 @@ def markdown_tables(per_class: pd.DataFrame, summary: pd.DataFrame, published_so
         lines += ["", f"## Per-class IoU, {protocol} classes", ""]
         lines += ["| model | " + " | ".join(classes) + " | mIoU |", "|---|" + "---:|" * (len(classes) + 1)]
         for _, row in part.iterrows():
-            cells = [_number(row[c]) for c in classes] + [_number(row["miou"])]
+            cells = [number(row[c]) for c in classes] + [number(row["miou"])]
             lines.append(f"| {_label(row)} | " + " | ".join(cells) + " |")
     if published_source and (per_class["source"] == PUBLISHED).any():
         lines += [

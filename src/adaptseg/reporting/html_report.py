@@ -7,14 +7,13 @@ and without network access.
 from __future__ import annotations
 
 import html
-import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pandas as pd
 
 from adaptseg.data.labels import protocol_class_names
-from adaptseg.reporting.comparison import BASELINE, OURS, PUBLISHED, signed
+from adaptseg.reporting.comparison import BASELINE, OURS, PUBLISHED, number
 
 #: Report sections after the tables: (anchor id, heading, key of the figure, explanation).
 FIGURE_SECTIONS: tuple[tuple[str, str, str, str], ...] = (
@@ -46,12 +45,6 @@ figure { margin: 0.5rem 0; } figure img { max-width: 100%; height: auto; border:
 """
 
 
-def _number(value: Any) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "–"
-    return f"{float(value):.1f}"
-
-
 def _table(header: Sequence[str], rows: Sequence[tuple[str, Sequence[str]]]) -> str:
     """A table whose first column is a label; ``rows`` are ``(css class, cells)``."""
     head = "".join(f'<th class="label">{html.escape(h)}</th>' if i == 0 else f"<th>{html.escape(h)}</th>"
@@ -77,7 +70,7 @@ def summary_html(summary: pd.DataFrame) -> str:
                  str(int(r["images"])) if ours and pd.notna(r["images"]) else "",
                  str(int(r["step"])) if ours and pd.notna(r["step"]) else "",
                  str(precision) if ours and isinstance(precision, str) else "",
-                 *(_number(r[c]) for c in protocols), signed(r.get("gain_vs_source_only"))]
+                 *(number(r[c]) for c in protocols), number(r.get("gain_vs_source_only"), sign=True)]
         rows.append(("ours" if ours else PUBLISHED, cells))
     return _table(header, rows)
 
@@ -106,8 +99,8 @@ def per_class_html(per_class: pd.DataFrame, protocol: int) -> str:
     """Per-class IoU and mIoU of every row of one protocol."""
     part = per_class[per_class["protocol"] == protocol]
     classes = list(protocol_class_names(protocol))
-    rows = [("ours" if r["source"] == OURS else PUBLISHED, [str(r["row"]), *(_number(r[c]) for c in classes),
-                                                             _number(r["miou"])])
+    rows = [("ours" if r["source"] == OURS else PUBLISHED, [str(r["row"]), *(number(r[c]) for c in classes),
+                                                             number(r["miou"])])
             for _, r in part.iterrows()]
     return _table(["model", *classes, "mIoU"], rows)
 
