@@ -42,6 +42,8 @@ import pandas as pd  # noqa: E402
 import yaml  # noqa: E402
 from kedro.pipeline import Pipeline  # noqa: E402
 
+from adaptseg.io.atomic import atomic_file  # noqa: E402
+
 logger = logging.getLogger("adaptation_study")
 PROJECT = Path(__file__).resolve().parents[1]
 #: The data pipelines every regime runs first, and the node name suffixes of a namespace's evaluation.
@@ -70,6 +72,13 @@ def load_parameters(env: str | None, dataset: str = "gta5") -> tuple[dict[str, A
         custom_resolvers=CONFIG_LOADER_ARGS["custom_resolvers"], runtime_params=DATASETS[dataset],
     )
     return dict(loader["parameters"]), dict(loader["catalog"])
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """A file later runs read (metrics, selection): whole or not at all, even if this process is killed, and
+    never torn by another process sharing ``--out``."""
+    with atomic_file(path) as tmp:
+        tmp.write_text(text)
 
 
 def with_changes(block: Mapping, changes: Mapping[str, Any]) -> dict:
@@ -340,7 +349,7 @@ class Study:
             params = with_changes(self.params, {"evaluation": evaluation})
             catalog = self.catalog(pipeline, regime, seed, params, {namespace: scope}, outputs_root=root)
             self.run(pipeline, catalog)
-            metrics_file.write_text(json.dumps(catalog.load(f"{namespace}.metrics")))
+            write_atomically(metrics_file, json.dumps(catalog.load(f"{namespace}.metrics")))
         return json.loads(metrics_file.read_text())
 
     def select(self, namespace: str, regime: Regime) -> dict:
@@ -369,9 +378,7 @@ class Study:
         for regime, chosen in self.selection.items():
             merged.setdefault(regime, {}).update(chosen)
         self.selection = merged
-        temporary = path.with_suffix(f".{os.getpid()}.tmp")
-        temporary.write_text(json.dumps(merged, indent=2))
-        temporary.replace(path)
+        write_atomically(path, json.dumps(merged, indent=2))
 
     def study(self) -> None:
         started = time.perf_counter()
@@ -401,7 +408,8 @@ class Study:
              "miou": round(scores["miou"], 3), **narrower, "pixel_accuracy": round(scores["pixel_accuracy"], 3)}
             | {f"iou.{k}": v for k, v in scores["iou"].items()}
         )
-        pd.DataFrame(self.rows).to_csv(self.out / "results.csv", index=False)
+        with atomic_file(self.out / "results.csv") as tmp:
+            pd.DataFrame(self.rows).to_csv(tmp, index=False)
 
 
 def _miou(metrics: Mapping, params: Mapping) -> float:
