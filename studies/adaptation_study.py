@@ -109,12 +109,17 @@ def digest(*parts: Any) -> str:
 # ---------------------------------------------------------------------------------------------- the plan
 @dataclass
 class Regime:
-    """A target shift: generator changes applied to the target, and which seeds and namespaces it runs."""
+    """A target shift: generator changes applied to the target, and which seeds and namespaces it runs.
+
+    ``knobs_from``: the regime whose dev choices this one uses instead of choosing again on its own dev split
+    (held-out shifts test whether knobs chosen on the generator's own shift carry over).
+    """
 
     name: str
     generator: dict[str, Any]
     seeds: list[int]
     namespaces: list[str]
+    knobs_from: Regime | None = None
 
 
 @dataclass
@@ -129,17 +134,23 @@ class Plan:
 
     @classmethod
     def from_settings(cls, settings: Mapping[str, Any], args: argparse.Namespace) -> Plan:
-        regimes = []
+        every = {}
         for name, spec in settings["regimes"].items():
-            if args.regimes and name not in args.regimes:
-                continue
             spec = dict(spec or {})
             seeds = args.seeds or spec.get("seeds") or settings["seeds"]
             namespaces = args.namespaces or spec.get("namespaces") or settings["namespaces"]
-            regimes.append(Regime(name, dict(spec.get("generator") or {}), list(seeds), list(namespaces)))
-        unknown = sorted(set(args.regimes or []) - {r.name for r in regimes})
+            every[name] = Regime(name, dict(spec.get("generator") or {}), list(seeds), list(namespaces))
+        for name, spec in settings["regimes"].items():
+            source = (spec or {}).get("knobs_from")
+            if source is not None:
+                if source not in every or (settings["regimes"][source] or {}).get("knobs_from"):
+                    raise SystemExit(f"study.regimes.{name}.knobs_from: {source!r} is not a regime that chooses "
+                                     f"its own knobs ({sorted(every)})")
+                every[name].knobs_from = every[source]
+        unknown = sorted(set(args.regimes or []) - set(every))
         if unknown:
             raise SystemExit(f"--regimes {unknown}: not in study.regimes ({sorted(settings['regimes'])})")
+        regimes = [r for name, r in every.items() if not args.regimes or name in args.regimes]
         selection = settings.get("selection") or {}
         steps = {"pretrain": args.pretrain_steps or settings["pretrain_steps"], "adapt": args.adapt_steps or settings["adapt_steps"]}
         grids = {} if args.no_selection else dict(settings.get("grids") or {})
@@ -244,13 +255,14 @@ class Study:
         return self.out / "runs" / where / namespace / digest(*made_of)
 
     def knobs(self, namespace: str, regime: Regime) -> dict:
-        """The grid entry chosen on dev for this regime (none without a grid; another's with ``follows``)."""
+        """The grid entry chosen on dev for this regime (none without a grid; another's with ``follows``; another
+        regime's with ``knobs_from``)."""
         grid = self.plan.grids.get(namespace)
         if grid is None:
             return {}
         if isinstance(grid, Mapping):
             return self.knobs(grid["follows"], regime)
-        return self.select(namespace, regime)
+        return self.select(namespace, regime.knobs_from or regime)
 
     def catalog(
         self,
@@ -358,6 +370,7 @@ class Study:
         chosen = self.selection.setdefault(regime.name, {}).get(namespace)
         if chosen is not None and chosen["grid"] == entries:
             return chosen["chosen"]  # a changed grid is chosen again (its trained entries are reused)
+        self.prepare_data(regime)  # another regime's choice (knobs_from) may not have its data here yet
         scores = []
         for entry in entries:
             metrics = self.evaluate(namespace, self.plan.selection_seed, regime, self.plan.selection_split, entry)

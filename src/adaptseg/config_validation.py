@@ -451,7 +451,7 @@ STUDY = block(
         "regimes": mapping_of(
             block(
                 {"generator": synthesis_generator, "namespaces": STUDY_NAMESPACE_LIST,
-                 "seeds": list_of(integer(0))},
+                 "seeds": list_of(integer(0)), "knobs_from": typed(str)},
                 nullable=True,
             )
         ),

@@ -61,6 +61,26 @@ def test_study_runs_namespaces_chooses_knobs_on_dev_and_resumes(study, tmp_path)
     pd.testing.assert_frame_equal(pd.read_csv(out / "results.csv"), rows)
 
 
+@pytest.mark.slow
+def test_a_regime_with_knobs_from_uses_the_other_regimes_dev_choice(study, tmp_path):
+    out = tmp_path / "study"
+    regimes = ("study.regimes={none: {}, fog: {generator: {corruption: {kind: fog, severity: 3}}, "
+               "knobs_from: none, seeds: [1]}}")
+    study.main(["--out", str(out), "--regimes", "fog", "--namespaces", "source_only", "adaptsegnet_multi",
+                *TINY, regimes])
+    selection = json.loads((out / "selection.json").read_text())
+    assert "fog" not in selection  # nothing chosen on the held-out shift's dev split
+    chosen = selection["none"]["adaptsegnet_multi"]  # chosen on the shared layout, its data made for that
+    assert len(chosen["dev_miou"]) == 2 and (out / "runs" / "s1" / "none" / "adaptsegnet_multi").is_dir()
+    rows = pd.read_csv(out / "results.csv")
+    assert set(rows["regime"]) == {"fog"}
+    multi = rows[rows["method"] == "adaptsegnet_multi"]
+    assert [json.loads(k) for k in multi["knobs"]] == [chosen["chosen"]] * 2  # dev and val rows
+
+    with pytest.raises(SystemExit, match="knobs_from: 'fog'"):
+        study.main(["--out", str(out), *TINY, "study.regimes={none: {knobs_from: fog}, fog: {knobs_from: none}}"])
+
+
 def test_summarise_only_writes_the_summary_of_existing_rows(study, tmp_path):
     rows = [
         {"seed": s, "regime": "none", "method": m, "split": split, "miou": base + s}
