@@ -75,6 +75,46 @@ def test_non_finite_loss_raises_and_keeps_the_last_good_checkpoint(tmp_path, mod
     assert load_checkpoint(last)["step"] == 2
 
 
+def test_nan_guard_log_reads_back_per_window_and_still_stops_at_the_first_bad_step(tmp_path, model_factory,
+                                                                                 dataset_factory):
+    def diverging_step(models, batch, config, amp=None):
+        metrics = adaptsegnet.step(models, batch, config, amp)
+        diverging_step.calls += 1
+        if diverging_step.calls == 3:
+            metrics["loss_adv_main"] = torch.tensor(float("nan"))
+        return metrics
+
+    diverging_step.calls = 0
+    source, target = _datasets(dataset_factory)
+    config = _config(tmp_path, nan_guard="log", log_every=4, checkpoint_every=2, stop_step=8)
+    with pytest.raises(NonFiniteLossError, match="loss_adv_main") as caught:
+        train(with_step(diverging_step), model_factory(), source, config, target_dataset=target, method_config=STEP)
+    assert caught.value.step == 3  # found at step 4's checkpoint, before it was written
+    assert load_checkpoint(tmp_path / "last.pt")["step"] == 2
+
+
+def test_nan_guard_log_and_fused_optimisers_train_like_the_defaults(tmp_path, model_factory, dataset_factory):
+    runs = {
+        name: _run(model_factory, dataset_factory, _config(tmp_path / name, log_every=2, **engine))
+        for name, engine in {"default": {}, "log": {"nan_guard": "log"},
+                             "fused": {"nan_guard": "log", "fused_optimizers": True}}.items()
+    }
+    default = runs["default"]
+    for name, run in runs.items():
+        for model, weights in default.models.items():
+            other = run.models[model].state_dict()
+            for key, value in weights.state_dict().items():  # fused kernels may round differently
+                torch.testing.assert_close(value, other[key], rtol=1e-4, atol=1e-6, msg=f"{name}: {model}.{key}")
+        assert [e["step"] for e in run.history["loss_seg"]] == [2, 4, 5]
+        for curve in ("loss_seg", "loss_d_main", "lr"):
+            assert [e["value"] for e in run.history[curve]] == pytest.approx(
+                [e["value"] for e in default.history[curve]], rel=1e-5), (name, curve)
+    assert runs["log"].models["segmenter"].state_dict()["main_head.bias"].equal(
+        default.models["segmenter"].state_dict()["main_head.bias"])  # the guard changes when, not what
+    assert all(group.get("fused") for group in torch.load(tmp_path / "fused" / "last.pt", weights_only=False)
+               ["optimizers"]["segmenter"]["param_groups"])
+
+
 def test_target_labels_never_reach_the_step_and_streams_are_deterministic(tmp_path, model_factory, dataset_factory):
     seen = []
 

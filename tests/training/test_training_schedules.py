@@ -56,3 +56,11 @@ def test_repeated_parameter_entries_update_sequentially():
     weight.grad = torch.ones(1)
     optimizer.step()
     assert weight.item() == pytest.approx(0.8)
+
+
+def test_fused_optimisers_refuse_the_repeated_backbone_tensors_quirk():
+    shared = torch.nn.Parameter(torch.zeros(2))
+    groups = [{"params": [shared], "lr_mult": 1.0}, {"params": [shared], "lr_mult": 10.0}]
+    with pytest.raises(ValueError, match="fused optimisers cannot replay the repeated backbone tensors"):
+        make_segmenter_optimizer(groups, fused=True)
+    assert make_segmenter_optimizer([torch.nn.Parameter(torch.zeros(2))], fused=True).defaults["fused"]

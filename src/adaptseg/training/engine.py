@@ -60,6 +60,9 @@ LAST_CHECKPOINT = "last.pt"
 BEST_CHECKPOINT = "best.pt"
 SNAPSHOT_PATTERN = "step_{step:06d}.pt"
 
+#: When the losses are checked for NaN/inf: every iteration (a host sync each), or at each log flush.
+NAN_GUARDS = ("step", "log")
+
 #: Engine fields that define the optimisation trajectory: a resume with other values is refused.
 TRAJECTORY_FIELDS = (
     "max_steps",
@@ -162,6 +165,13 @@ class EngineConfig:
             launcher's settings apply instead.
         max_restarts: restarts of all processes after one fails (they resume from ``last.pt``: set resume).
         deterministic: torch deterministic algorithms (warn-only) and no cuDNN autotuning.
+        nan_guard: "step" reads every iteration's losses back before the optimisers step (a non-finite loss
+            never reaches the weights; one device-to-host synchronisation per iteration); "log" checks them on
+            the device and reads them back every ``log_every`` steps and before a checkpoint or evaluation
+            (the GPU never waits for the host inside the window; a divergence is reported with its first step,
+            the weights of that window are lost, and no checkpoint is written from them).
+        fused_optimizers: torch's fused SGD and Adam kernels (fewer launches per step); not with the
+            reference's repeated backbone tensors.
     Checkpoints
         checkpoint_dir: run folder for ``last.pt`` (+ ``best.pt``, ``step_XXXXXX.pt``);
             None writes nothing.
@@ -198,6 +208,8 @@ class EngineConfig:
     channels_last: bool | None = None
     num_workers: int = 0
     deterministic: bool = False
+    nan_guard: str = "step"
+    fused_optimizers: bool = False
     nproc_per_node: int = 1
     max_restarts: int = 0
     checkpoint_dir: str | None = None
@@ -233,6 +245,8 @@ class EngineConfig:
             problems.append(f"device={self.device!r} must be one of {DEVICES} or 'cuda:N'")
         if self.precision not in PRECISIONS:
             problems.append(f"precision={self.precision!r} must be one of {PRECISIONS}")
+        if self.nan_guard not in NAN_GUARDS:
+            problems.append(f"nan_guard={self.nan_guard!r} must be one of {NAN_GUARDS}")
         if self.eval_mode not in ("max", "min"):
             problems.append(f"eval_mode={self.eval_mode!r} must be 'max' or 'min'")
         if self.resume and self.checkpoint_dir is None:
@@ -307,28 +321,45 @@ class _MetricWindow:
     """Running sums of the metrics since the last log, each over the iterations that reported it.
 
     A method may report a metric on some iterations only (FDA's entropy once it is switched on): its mean is
-    over those iterations.
+    over those iterations. Under ``nan_guard: log`` the sums stay on the device with one all-finite flag per
+    iteration, and :meth:`settle` reads them back together in one copy.
     """
 
     def __init__(self, state: Mapping | None = None):
         state = state or {}
-        self.sums: dict[str, float] = dict(state.get("sums", {}))
+        self.sums: dict[str, float | torch.Tensor] = dict(state.get("sums", {}))
         counts = state.get("counts")
         if counts is None:  # checkpoints of format 1 kept one count for every metric
             counts = {name: int(state.get("count", 0)) for name in self.sums}
         self.counts: dict[str, int] = dict(counts)
+        self.checks: list[tuple[int, torch.Tensor]] = []  # (step, all finite) not read back yet
 
-    def add(self, metrics: Mapping[str, float]) -> None:
+    def add(self, metrics: Mapping[str, float | torch.Tensor], step: int = 0, finite: torch.Tensor | None = None) -> None:
         for name, value in metrics.items():
+            if isinstance(value, torch.Tensor):
+                value = value.detach().float().reshape(())
             self.sums[name] = self.sums.get(name, 0.0) + value
             self.counts[name] = self.counts.get(name, 0) + 1
+        if finite is not None:
+            self.checks.append((step, finite))
+
+    def settle(self) -> int | None:
+        """Device values to floats in one copy; the first step whose losses were not finite, if any."""
+        flags = {("finite", step): flag for step, flag in self.checks}
+        if not flags and not any(isinstance(v, torch.Tensor) for v in self.sums.values()):
+            return None
+        values = _floats({**self.sums, **flags})
+        self.sums, self.checks = {name: values[name] for name in self.sums}, []
+        return next((step for (_, step) in flags if not values[("finite", step)]), None)
 
     def flush(self) -> dict[str, float]:
+        self.settle()
         means = {name: total / self.counts[name] for name, total in self.sums.items()}
         self.sums, self.counts = {}, {}
         return means
 
     def state_dict(self) -> dict:
+        self.settle()
         return {"sums": dict(self.sums), "counts": dict(self.counts)}
 
 
@@ -342,12 +373,13 @@ def _build_optimizers(models: Mapping[str, nn.Module], config: EngineConfig) -> 
         groups = segmenter.parameter_groups(dedupe=config.dedupe_backbone_params)
     else:
         groups = [p for p in segmenter.parameters() if p.requires_grad]
-    optimizers = {SEGMENTER: make_segmenter_optimizer(groups, config.lr, config.momentum, config.weight_decay)}
+    fused = config.fused_optimizers
+    optimizers = {SEGMENTER: make_segmenter_optimizer(groups, config.lr, config.momentum, config.weight_decay, fused)}
     for name, model in models.items():
         if name.startswith("discriminator"):
             params = [p for p in model.parameters() if p.requires_grad]
             optimizers[name] = make_discriminator_optimizer(
-                params, config.lr_discriminator, config.betas_discriminator
+                params, config.lr_discriminator, config.betas_discriminator, fused
             )
     return optimizers
 
@@ -536,11 +568,11 @@ class _Run:
         window_started, timed = time.perf_counter(), 0
         try:
             for step in range(self.done, stop_step):
-                metrics = self.iteration(step, streams)
+                self.iteration(step, streams)
                 self.done, timed = step + 1, timed + 1
                 progress.update(1)
-                self.window.add(metrics)
                 if self.done % self.config.log_every == 0 or self.done == stop_step:
+                    self.guard()
                     means = average_metrics(self.window.flush(), self.world)
                     means["iterations_per_second"] = timed / max(time.perf_counter() - window_started, 1e-9)
                     self.record(means)
@@ -553,8 +585,9 @@ class _Run:
         finally:
             progress.close()
 
-    def iteration(self, step: int, streams: Mapping[str, Iterator[dict]]) -> dict[str, float]:
-        """One iteration: poly learning rates, the method's step, the NaN guard, the optimiser steps."""
+    def iteration(self, step: int, streams: Mapping[str, Iterator[dict]]) -> None:
+        """One iteration: poly learning rates, the method's step, the NaN guard, the optimiser steps; its
+        metrics go to the window."""
         config, hooks = self.config, self.method
         lr = apply_poly_lr(self.optimizers[SEGMENTER], config.lr, step, config.max_steps, config.power)
         for name, optimizer in self.optimizers.items():
@@ -570,16 +603,23 @@ class _Run:
             for domain, stream in streams.items()
         }
         batch["progress"] = step / config.max_steps  # how far along the schedule (FDA's entropy switch)
-        metrics = _floats(self.method.step(self.models, batch, self.method_config, self.amp))
-        bad = {name: value for name, value in metrics.items() if not math.isfinite(value)}
-        if bad:
-            raise self.diverged(bad, step + 1)
+        losses = self.method.step(self.models, batch, self.method_config, self.amp)
+        if config.nan_guard == "step":
+            losses = _floats(losses)
+            bad = {name: value for name, value in losses.items() if not math.isfinite(value)}
+            if bad:
+                raise self.diverged(bad, step + 1)
+            self.window.add(losses)
+        else:  # checked on the device, read back with the window (guard)
+            tensors = [v.detach().float().reshape(()) for v in losses.values() if isinstance(v, torch.Tensor)]
+            finite = torch.isfinite(torch.stack(tensors)).all() if tensors else None
+            self.window.add(losses, step + 1, finite)
         average_gradients(self.models.values(), self.world)
         self.amp.step(self.optimizers.values())
         after = getattr(hooks, "after_iteration", None)
         if after is not None:
             after(self.models, step, self.method_config, self.context)
-        return {**metrics, "lr": lr}
+        self.window.add({"lr": lr})
 
     def record(self, metrics: Mapping[str, float]) -> None:
         for name, value in metrics.items():
@@ -593,6 +633,7 @@ class _Run:
         config = self.config
         if self.evaluate_fn is None or not config.eval_every or self.done % config.eval_every:
             return
+        self.guard()
         for model in self.models.values():
             model.eval()
         with torch.no_grad():
@@ -649,6 +690,7 @@ class _Run:
         due = bool(config.checkpoint_every) and self.done % config.checkpoint_every == 0
         if not (snapshot or due or final or self.stopped_early):
             return
+        self.guard()
         broken = self.non_finite_weights()
         if broken:
             raise self.diverged({f"weights of {name}": math.nan for name in broken}, self.done)
@@ -658,6 +700,13 @@ class _Run:
             if self.world.is_main:
                 save_checkpoint(self.folder / LAST_CHECKPOINT, self.full_state())
             self.saved_path, self.saved_step = self.folder / LAST_CHECKPOINT, self.done
+
+    def guard(self) -> None:
+        """Stop at the first non-finite step the window holds (``nan_guard: log`` checks them here)."""
+        first_bad = self.window.settle()
+        if first_bad is not None:
+            bad = {name: value for name, value in self.window.sums.items() if not math.isfinite(value)}
+            raise self.diverged(bad or {"loss": math.nan}, first_bad)
 
     def non_finite_weights(self) -> list[str]:
         """Models with a NaN or infinite parameter or floating buffer (one device sync for all of them)."""

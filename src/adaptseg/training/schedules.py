@@ -36,6 +36,7 @@ def make_segmenter_optimizer(
     lr: float = 2.5e-4,
     momentum: float = 0.9,
     weight_decay: float = 5e-4,
+    fused: bool = False,
 ) -> torch.optim.Optimizer:
     """SGD of the segmenter (the reference's G optimiser).
 
@@ -44,7 +45,9 @@ def make_segmenter_optimizer(
     ``name`` stay on the groups, so ``apply_poly_lr`` keeps the heads at 10× through the schedule.
     Groups that repeat a tensor (the faithful duplicate-parameter quirk) get :class:`LegacySGD`, which
     replays PyTorch 0.4's arithmetic for repeated entries exactly (``torch.optim.SGD`` only warns about
-    them and then initialises momentum and weight decay differently).
+    them and then initialises momentum and weight decay differently). ``fused`` asks torch for its fused
+    kernel (one launch for every tensor: fewer kernel launches per step on a GPU); it has no repeated-tensor
+    form, so the quirk and ``fused`` exclude each other.
     """
     items = list(param_groups)
     if items and not isinstance(items[0], dict):
@@ -57,10 +60,13 @@ def make_segmenter_optimizer(
         group["lr"] = lr * group["lr_mult"]
         groups.append(group)
     if has_repeated_parameters(groups):
+        if fused:
+            raise ValueError("fused optimisers cannot replay the repeated backbone tensors of the reference's "
+                             "quirk (dedupe_backbone_params: false); set fused_optimizers: false or dedupe them.")
         from adaptseg.models.legacy_sgd import LegacySGD
 
         return LegacySGD(groups, lr=lr, momentum=momentum, weight_decay=weight_decay)
-    return torch.optim.SGD(groups, lr=lr, momentum=momentum, weight_decay=weight_decay)
+    return torch.optim.SGD(groups, lr=lr, momentum=momentum, weight_decay=weight_decay, fused=fused or None)
 
 
 def has_repeated_parameters(param_groups: Sequence[dict]) -> bool:
@@ -78,6 +84,7 @@ def make_discriminator_optimizer(
     params: Iterable[torch.nn.Parameter],
     lr: float = 1e-4,
     betas: tuple[float, float] = (0.9, 0.99),
+    fused: bool = False,
 ) -> torch.optim.Adam:
     """Adam of one discriminator (reference: lr 1e-4, betas (0.9, 0.99), no weight decay)."""
     return torch.optim.Adam(
@@ -85,4 +92,5 @@ def make_discriminator_optimizer(
         lr=lr,
         betas=tuple(betas),
         weight_decay=0.0,
+        fused=fused or None,
     )
