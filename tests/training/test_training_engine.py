@@ -56,19 +56,26 @@ def test_stop_and_resume_gives_the_same_weights_as_a_straight_run(tmp_path, mode
     assert load_checkpoint(tmp_path / "split" / "last.pt")["step"] == 5
 
 
-def test_non_finite_loss_raises_and_keeps_the_last_good_checkpoint(tmp_path, model_factory, dataset_factory):
+def nan_on_call(call: int, loss: str):
+    """AdaptSegNet's step whose ``loss`` is NaN on its ``call``-th call."""
+    calls = []
+
     def diverging_step(models, batch, config, amp=None):
         metrics = adaptsegnet.step(models, batch, config, amp)
-        diverging_step.calls += 1
-        if diverging_step.calls == 3:
-            metrics["loss_adv_main"] = torch.tensor(float("nan"))
+        calls.append(1)
+        if len(calls) == call:
+            metrics[loss] = torch.tensor(float("nan"))
         return metrics
 
-    diverging_step.calls = 0
+    return with_step(diverging_step)
+
+
+def test_non_finite_loss_raises_and_keeps_the_last_good_checkpoint(tmp_path, model_factory, dataset_factory):
     source, target = _datasets(dataset_factory)
     last = tmp_path / "last.pt"
     with pytest.raises(NonFiniteLossError, match="loss_adv_main") as caught:
-        train(with_step(diverging_step), model_factory(), source, _config(tmp_path), target_dataset=target, method_config=STEP)
+        train(nan_on_call(3, "loss_adv_main"), model_factory(), source, _config(tmp_path), target_dataset=target,
+              method_config=STEP)
     error = caught.value
     assert error.step == 3 and error.checkpoint_path == last
     assert str(last) in str(error)
@@ -77,18 +84,11 @@ def test_non_finite_loss_raises_and_keeps_the_last_good_checkpoint(tmp_path, mod
 
 def test_nan_guard_log_reads_back_per_window_and_still_stops_at_the_first_bad_step(tmp_path, model_factory,
                                                                                  dataset_factory):
-    def diverging_step(models, batch, config, amp=None):
-        metrics = adaptsegnet.step(models, batch, config, amp)
-        diverging_step.calls += 1
-        if diverging_step.calls == 3:
-            metrics["loss_adv_main"] = torch.tensor(float("nan"))
-        return metrics
-
-    diverging_step.calls = 0
     source, target = _datasets(dataset_factory)
     config = _config(tmp_path, nan_guard="log", log_every=4, checkpoint_every=2, stop_step=8)
     with pytest.raises(NonFiniteLossError, match="loss_adv_main") as caught:
-        train(with_step(diverging_step), model_factory(), source, config, target_dataset=target, method_config=STEP)
+        train(nan_on_call(3, "loss_adv_main"), model_factory(), source, config, target_dataset=target,
+              method_config=STEP)
     assert caught.value.step == 3  # found at step 4's checkpoint, before it was written
     assert load_checkpoint(tmp_path / "last.pt")["step"] == 2
 
