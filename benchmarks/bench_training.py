@@ -1,8 +1,9 @@
 """Training-step benchmarks: the faithful fp32 step (the original's cost) against the engine's fast path.
 
 Each configuration runs in its own process (peak memory is per process) through the real engine
-(`adaptseg.training.train`) on in-memory random data: warm-up steps are excluded from the timing, and the
-first step's losses from the same initial weights and batch are compared across precisions.
+(`adaptseg.training.train`), or through the original's loop (``original_iteration``, the GPU table's baseline),
+on in-memory random data: warm-up steps are excluded from the timing (``step_clock``), and the first step's
+losses from the same initial weights and batch are compared across precisions.
 
 The fast path is what the engine's ``precision="auto"`` picks on this machine (``adaptseg.training.precision``):
 bf16 autocast + channels-last on a CPU with native bf16 (AMX or AVX512-BF16), mixed precision on CUDA, and
@@ -14,14 +15,17 @@ from __future__ import annotations
 
 import json
 import resource
-import statistics
 import subprocess
 import sys
 import time
+from types import ModuleType
+from typing import Any
 
 import torch
 from torch.utils.data import Dataset
 
+import original_iteration
+from step_clock import ClockedMethod, Plan, StepClock
 from timing import best_seconds_per_item
 
 SOURCE_SIZE, TARGET_SIZE = (180, 320), (128, 256)  # (H, W): the reference CPU timing's 320×180 / 256×128
@@ -44,12 +48,10 @@ class RandomImages(Dataset):
         return item
 
 
-def child(spec: dict) -> dict:
-    """One run of ``spec["steps"] + spec["warmup"]`` iterations of ``spec["method"]`` (AdaptSegNet multi-level by
-    default); timings, losses and peak memory."""
+def _segmenter_and_method(spec: dict) -> tuple[ModuleType, Any, dict[str, torch.nn.Module]]:
+    """The method, its config and freshly initialised models (seed 0) of ``spec``."""
     from adaptseg.methods import get_method
     from adaptseg.models import build_segmenter
-    from adaptseg.training import train
 
     torch.manual_seed(0)
     arch = spec["arch"]
@@ -57,38 +59,68 @@ def child(spec: dict) -> dict:
     method = get_method(spec.get("method", "adaptsegnet"))
     method_config = method.Config.from_dict(spec.get("method_config"))
     segmenter = build_segmenter(arch, 19, multi_level=True, bn_mode=spec.get("bn_mode", "train"), **options)
-    models = {"segmenter": segmenter, **method.build_models(segmenter, method_config)}
-    step_times: list[float] = []
-    last = [time.perf_counter()]
-    cuda = spec.get("device", "auto") != "cpu" and torch.cuda.is_available()
-    warmup_peak = {}
+    return method, method_config, {"segmenter": segmenter, **method.build_models(segmenter, method_config)}
 
-    def tick(metrics, step):
-        if cuda:
-            torch.cuda.synchronize()
-            if step == spec["warmup"]:  # cuDNN autotuning happens in the warm-up: the timed steps' own peak
-                warmup_peak["allocated"] = torch.cuda.max_memory_allocated() / 2**30
-                torch.cuda.reset_peak_memory_stats()
-        now = time.perf_counter()
-        step_times.append(now - last[0])
-        last[0] = now
 
-    config = {"max_steps": spec["steps"] + spec["warmup"], "batch_size": 1, "precision": spec["precision"],
-              "device": spec.get("device", "auto"), "log_every": 1, "progress": False, "checkpoint_dir": None,
-              "seed": 0, "channels_last": spec.get("channels_last")}
+def _datasets(spec: dict) -> tuple[RandomImages, RandomImages]:
     source_size, target_size = tuple(spec.get("source_size", SOURCE_SIZE)), tuple(spec.get("target_size", TARGET_SIZE))
-    result = train(method, models, RandomImages(source_size, True, count=4), config,
-                   target_dataset=RandomImages(target_size, False, count=4), method_config=method_config,
-                   on_metrics=tick)
-    first = {k: v[0]["value"] for k, v in result.history.items() if k.startswith("loss")}
-    timed = step_times[spec["warmup"]:]
-    figures = {"seconds_per_iteration": statistics.median(timed), "first_step_losses": first,
-               "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
-               "precision": result.precision, "device": str(result.device)}
-    if cuda:
-        figures["cuda_peak_allocated_gib"] = torch.cuda.max_memory_allocated() / 2**30
-        figures["cuda_warmup_peak_allocated_gib"] = warmup_peak.get("allocated")
-        figures["cuda_peak_reserved_gib"] = torch.cuda.max_memory_reserved() / 2**30
+    return RandomImages(source_size, True, count=4), RandomImages(target_size, False, count=4)
+
+
+def _through_engine(spec: dict, plan: Plan) -> dict:
+    """``plan.total`` iterations through ``adaptseg.training.train``; ``spec["engine"]`` is merged into its config
+    (unknown keys are the engine's to refuse)."""
+    from adaptseg.training import train
+    from adaptseg.training.precision import resolve_device
+
+    method, method_config, models = _segmenter_and_method(spec)
+    clock = StepClock(plan, resolve_device(spec.get("device", "auto")))
+    clocked = ClockedMethod(method, clock)
+    # One log flush per `steps` iterations: a realistic logging cadence, and the only host read of the
+    # metrics inside the timed block when the engine reads them at flushes only.
+    config = {"max_steps": plan.total, "batch_size": 1, "precision": spec["precision"],
+              "device": spec.get("device", "auto"), "log_every": plan.steps, "progress": False,
+              "checkpoint_dir": None, "seed": 0, "channels_last": spec.get("channels_last"), **spec.get("engine", {})}
+    source, target = _datasets(spec)
+    result = train(clocked, models, source, config, target_dataset=target, method_config=method_config)
+    return {**clock.figures(), "first_step_losses": clocked.first_losses(), "precision": result.precision,
+            "device": str(result.device)}
+
+
+def _batches(data: RandomImages, pin: bool) -> list[dict[str, torch.Tensor]]:
+    """Every item as a batch of one, in pinned memory on a GPU machine (the original's loaders pinned theirs)."""
+    batches = [{k: v.unsqueeze(0) for k, v in data[i].items() if k != "name"} for i in range(len(data))]
+    return [{k: v.pin_memory() for k, v in b.items()} for b in batches] if pin else batches
+
+
+def _original_loop(spec: dict, plan: Plan) -> dict:
+    """``plan.total`` iterations of the original's loop (``original_iteration``): fp32, NCHW, AdaptSegNet."""
+    from adaptseg.training.precision import resolve_device
+
+    if spec.get("method", "adaptsegnet") != "adaptsegnet" or spec["precision"] != "fp32":
+        raise ValueError("the original's loop is AdaptSegNet in fp32 only")
+    _, _, models = _segmenter_and_method(spec)
+    device = resolve_device(spec.get("device", "auto"))
+    clock = StepClock(plan, device)
+    levels = {"aux": models["discriminator_aux"], "main": models["discriminator_main"]}
+    it = original_iteration.build(models["segmenter"], levels, device)
+    source, target = (_batches(data, pin=device.type == "cuda") for data in _datasets(spec))
+    first = original_iteration.train_loop(it, source, target, plan.total, clock.before, clock.after)
+    return {**clock.figures(), "first_step_losses": first, "precision": "fp32", "device": str(device)}
+
+
+def child(spec: dict) -> dict:
+    """One run of ``spec["warmup"] + spec["steps"] (+ spec["profile_steps"])`` iterations of ``spec["method"]``
+    (AdaptSegNet multi-level by default), through the engine or, with ``runner: original``, the original's loop.
+
+    Figures: ``seconds_per_iteration`` (median of the timed iterations), ``block_seconds_per_iteration`` (the
+    timed block's wall time / steps), first-step losses, peak RSS and, on CUDA, peak memory and the profiled
+    iterations' GPU busy fraction (``step_clock``).
+    """
+    plan = Plan(spec["warmup"], spec["steps"], spec.get("profile_steps", 0))
+    run = _original_loop if spec.get("runner", "engine") == "original" else _through_engine
+    figures = run(spec, plan)
+    figures["peak_rss_gib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
     return figures
 
 
@@ -198,27 +230,6 @@ def conv_shapes() -> dict:
         x = torch.randn(1, c_in, height, width).contiguous(memory_format=torch.channels_last).requires_grad_()
         fp32, bf16 = ms_per_pass(conv, x, False), ms_per_pass(conv, x, True)
         figures[f"{name}: fp32 / bf16 ms, speed-up"] = f"{fp32:.2f} / {bf16:.2f}, {fp32 / bf16:.2f}×"
-    return figures
-
-
-def resnet101_paper_resolution_cuda() -> dict:
-    """The paper's setting on a GPU: ResNet-101 multi-level, 1280×720 source + 1024×512 target, batch 1+1.
-
-    fp32 against the engine's mixed precision (bf16 autocast where the GPU has it, fp16 with loss scaling
-    otherwise), with peak GPU memory: users of the original could not fit this step in 8 GB.
-    """
-    if not torch.cuda.is_available():
-        return {"skipped": "no CUDA device on this machine"}
-    sizes = {"source_size": PAPER_SOURCE_SIZE, "target_size": PAPER_TARGET_SIZE, "device": "cuda"}
-    fp32 = _run(arch="deeplabv2_resnet101", precision="fp32", steps=10, warmup=3, **sizes)
-    amp = _run(arch="deeplabv2_resnet101", precision="auto", steps=10, warmup=3, **sizes)
-    figures = _compare(fp32, amp, f"{amp['precision']} autocast + channels_last")
-    for name, run in (("fp32", fp32), (amp["precision"], amp)):
-        figures[f"{name} iterations/s"] = round(1 / run["seconds_per_iteration"], 2)
-        figures[f"{name} peak GPU memory allocated GiB (timed steps)"] = round(run["cuda_peak_allocated_gib"], 2)
-        figures[f"{name} peak GPU memory reserved GiB (timed steps)"] = round(run["cuda_peak_reserved_gib"], 2)
-        figures[f"{name} peak allocated GiB in the warm-up (cuDNN autotuning)"] = round(run["cuda_warmup_peak_allocated_gib"], 2)
-    figures["device"] = torch.cuda.get_device_name(0)
     return figures
 
 

@@ -21,6 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import bench_data  # noqa: E402
 import bench_evaluation  # noqa: E402
+import bench_gpu  # noqa: E402
 import bench_training  # noqa: E402
 
 BENCHMARKS = {
@@ -31,7 +32,7 @@ BENCHMARKS = {
     "resnet101_adaptation_step": bench_training.resnet101_step,
     "small_adaptation_step": bench_training.small_step,
     "conv_shapes": bench_training.conv_shapes,
-    "resnet101_paper_resolution_cuda": bench_training.resnet101_paper_resolution_cuda,
+    "gpu_step_table": bench_gpu.gpu_step_table,
     "methods_paper_resolution_cuda": bench_training.methods_paper_resolution_cuda,
     "evaluation_route": bench_evaluation.evaluation_route,
 }
@@ -39,12 +40,30 @@ BENCHMARKS = {
 OUT = Path("data/08_reporting/benchmarks")
 
 
+def _cell(value: object) -> str:
+    return "–" if value is None else str(value)
+
+
+def _table(rows: list[dict]) -> list[str]:
+    """A list of same-keyed rows (a benchmark's ``table``) as a markdown table, one column per key."""
+    columns = list(rows[0]) if rows else []
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    return lines + ["| " + " | ".join(_cell(row.get(c)) for c in columns) + " |" for row in rows]
+
+
+def _section(name: str, figures: dict) -> list[str]:
+    """One benchmark: its figures as ``| figure | value |``, then its ``table`` (if any) with its own columns."""
+    lines = [f"## {name}", "", "| figure | value |", "|---|---|"]
+    lines += [f"| {k} | {v} |" for k, v in figures.items() if k != "table"]
+    if figures.get("table"):
+        lines += ["", *_table(figures["table"])]
+    return lines + [""]
+
+
 def _markdown(results: dict) -> str:
     lines = [f"# Benchmarks ({results['machine']['when']}, {results['machine']['cpu_count']} cores)", ""]
     for name, figures in results["benchmarks"].items():
-        lines += [f"## {name}", "", "| figure | value |", "|---|---|"]
-        lines += [f"| {k} | {v} |" for k, v in figures.items()]
-        lines.append("")
+        lines += _section(name, figures)
     return "\n".join(lines)
 
 
@@ -56,6 +75,8 @@ def main(argv: list[str] | None = None) -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     path = OUT / "benchmarks.json"
     results = json.loads(path.read_text()) if path.exists() else {"benchmarks": {}}
+    # figures of benchmarks that no longer exist (renamed, folded into another) would linger in the report
+    results["benchmarks"] = {k: v for k, v in results.get("benchmarks", {}).items() if k in BENCHMARKS}
     import torch
 
     results["machine"] = {
@@ -71,7 +92,10 @@ def main(argv: list[str] | None = None) -> None:
         figures = BENCHMARKS[name]()
         results["benchmarks"][name] = figures
         for key, value in figures.items():
-            print(f"   {key}: {value}", flush=True)
+            if key == "table":
+                print("\n".join(f"   {line}" for line in _table(value)), flush=True)
+            else:
+                print(f"   {key}: {value}", flush=True)
         path.write_text(json.dumps(results, indent=2))
     (OUT / "benchmarks.md").write_text(_markdown(results))
     print(f"wrote {path} and {OUT / 'benchmarks.md'}")
