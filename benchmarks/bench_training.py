@@ -51,8 +51,9 @@ class RandomImages(Dataset):
 def _segmenter_and_method(spec: dict) -> tuple[ModuleType, Any, dict[str, torch.nn.Module]]:
     """The method, its config and freshly initialised models (seed 0) of ``spec``."""
     from adaptseg.methods import get_method
-    from adaptseg.models import build_segmenter
+    from adaptseg.models import build_segmenter, cpu_kernels
 
+    cpu_kernels.ENABLED = spec.get("matmul_kernels", True)
     torch.manual_seed(0)
     arch = spec["arch"]
     options = {"depth": 18, "width": 32} if arch == "deeplabv2_small" else {}
@@ -181,6 +182,26 @@ def _step_pair(arch: str, steps: int, warmup: int) -> dict:
             "first-step losses fp32": {k: round(v, 4) for k, v in fp32["first_step_losses"].items()},
         }
     return _compare(fp32, _run(arch=arch, precision="auto", steps=steps, warmup=warmup))
+
+
+def resnet101_cpu_matmul_forms(rounds: int = 3) -> dict:
+    """The ResNet-101 step in bf16 with the 1×1 convolutions and the ASPP heads as oneDNN convolutions against
+    their matmul forms (``models.cpu_kernels``), fp32 beside them; interleaved rounds, each run its own process."""
+    if _fast_path()[0] != "bf16":
+        return {"skipped": "no native bf16 on this CPU: the matmul forms only run under CPU bf16 autocast"}
+    settings = {"fp32": {"precision": "fp32"}, "bf16 convolutions": {"precision": "bf16", "matmul_kernels": False},
+                "bf16 matmul forms": {"precision": "bf16", "matmul_kernels": True}}
+    runs: dict[str, list[float]] = {name: [] for name in settings}
+    for _ in range(rounds):
+        for name, setting in settings.items():
+            run = _run(arch="deeplabv2_resnet101", steps=6, warmup=3, **setting)
+            runs[name].append(run["seconds_per_iteration"])
+    best = {name: min(times) for name, times in runs.items()}
+    figures = {f"{name} s/iteration, best of {rounds} (each round)": f"{best[name]:.3f} ({', '.join(f'{t:.3f}' for t in times)})"
+               for name, times in runs.items()}
+    figures["bf16 convolutions: speed-up over fp32"] = round(best["fp32"] / best["bf16 convolutions"], 2)
+    figures["bf16 matmul forms: speed-up over fp32"] = round(best["fp32"] / best["bf16 matmul forms"], 2)
+    return figures
 
 
 def resnet101_step() -> dict:

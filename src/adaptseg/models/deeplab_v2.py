@@ -28,6 +28,8 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
+from adaptseg.models.cpu_kernels import PointwiseConv2d, aspp_matmul_path, summed_dilated_convs
+
 BnMode = Literal["frozen", "train"]
 BN_MODES: tuple[str, ...] = ("frozen", "train")
 ASPP_DILATIONS: tuple[int, ...] = (6, 12, 18, 24)
@@ -55,11 +57,11 @@ class Bottleneck(nn.Module):
         downsample: nn.Module | None = None,
     ) -> None:
         super().__init__()
-        self.conv1 = nn.Conv2d(inplanes, planes, kernel_size=1, stride=stride, bias=False)
+        self.conv1 = PointwiseConv2d(inplanes, planes, stride=stride)
         self.bn1 = _frozen_affine_bn(planes)
         self.conv2 = nn.Conv2d(planes, planes, kernel_size=3, padding=dilation, dilation=dilation, bias=False)
         self.bn2 = _frozen_affine_bn(planes)
-        self.conv3 = nn.Conv2d(planes, planes * self.expansion, kernel_size=1, bias=False)
+        self.conv3 = PointwiseConv2d(planes, planes * self.expansion)
         self.bn3 = _frozen_affine_bn(planes * self.expansion)
         self.relu = nn.ReLU(inplace=True)
         self.downsample = downsample
@@ -147,7 +149,7 @@ class DilatedResNet(nn.Module):
         downsample = None
         if stride != 1 or self.inplanes != planes * block.expansion or dilation != 1:
             downsample = nn.Sequential(
-                nn.Conv2d(self.inplanes, planes * block.expansion, kernel_size=1, stride=stride, bias=False),
+                PointwiseConv2d(self.inplanes, planes * block.expansion, stride=stride),
                 _frozen_affine_bn(planes * block.expansion),
             )
         modules = [block(self.inplanes, planes, stride, dilation, downsample)]
@@ -205,6 +207,8 @@ class ASPPClassifier(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         used = self.branches if self.sum_all_branches else self.branches[:2]
+        if aspp_matmul_path(x):
+            return summed_dilated_convs(x, used)
         out = used[0](x)
         for branch in used[1:]:
             out = out + branch(x)
