@@ -142,3 +142,15 @@ def test_the_step_clock_cuda_branch_reads_memory_and_events(monkeypatch):
     assert figures["cuda_warmup_peak_allocated_gib"] == 3 and figures["cuda_peak_allocated_gib"] == 2
     assert figures["cuda_peak_reserved_gib"] == 4 and len(clock.step_seconds()) == 3
     assert figures["seconds_per_iteration"] >= 0 and figures["block_seconds_per_iteration"] >= 0
+
+
+def test_a_run_spec_switches_the_cpu_matmul_forms(monkeypatch):
+    import bench_training
+
+    from adaptseg.models import cpu_kernels
+
+    monkeypatch.setattr(cpu_kernels, "ENABLED", True)
+    bench_training._segmenter_and_method({"arch": "deeplabv2_small", "matmul_kernels": False})
+    assert not cpu_kernels.ENABLED  # the convolutions side of resnet101_cpu_matmul_forms
+    bench_training._segmenter_and_method({"arch": "deeplabv2_small"})
+    assert cpu_kernels.ENABLED
