@@ -27,7 +27,8 @@ def test_the_matmul_path_is_taken_only_under_cpu_bf16_autocast_with_channels_las
         assert not matmul_path(x)
 
 
-def test_pointwise_conv_equals_a_1x1_convolution_in_value_and_gradient():
+def test_pointwise_conv_equals_a_1x1_convolution_in_value_and_gradient(monkeypatch):
+    monkeypatch.setattr(cpu_kernels, "POINTWISE_MATMUL_MIN_WEIGHTS", 1)
     torch.manual_seed(0)
     pointwise = PointwiseConv2d(16, 8).to(memory_format=torch.channels_last)
     conv = nn.Conv2d(16, 8, 1, bias=False)
@@ -63,7 +64,8 @@ def test_summed_dilated_convs_equals_the_aspp_branches(size):
 
 
 def test_the_segmenter_under_bf16_gives_the_convolutions_result_either_way(monkeypatch):
-    monkeypatch.setattr(cpu_kernels, "ASPP_MATMUL_MIN_CHANNELS", 8)  # the small heads take the ASPP form too
+    monkeypatch.setattr(cpu_kernels, "ASPP_MATMUL_MIN_CHANNELS", 8)  # the small network takes both forms too
+    monkeypatch.setattr(cpu_kernels, "POINTWISE_MATMUL_MIN_WEIGHTS", 1)
     torch.manual_seed(2)
     model = build_segmenter("deeplabv2_small", 5, width=8, multi_level=True, bn_mode="frozen").eval()
     model = model.to(memory_format=torch.channels_last)
@@ -76,3 +78,14 @@ def test_the_segmenter_under_bf16_gives_the_convolutions_result_either_way(monke
     for key in ("out", "aux"):
         scale = outputs[False][key].abs().max()
         torch.testing.assert_close(outputs[True][key], outputs[False][key], rtol=0, atol=float(scale) * 3e-2)
+
+
+def test_the_default_small_network_keeps_its_convolutions_and_resnet101_takes_the_matmul_forms():
+    def matmul_layers(model: nn.Module) -> int:
+        pointwise = [m for m in model.modules() if isinstance(m, PointwiseConv2d) and m.stride == (1, 1)
+                     and m.weight.numel() >= cpu_kernels.POINTWISE_MATMUL_MIN_WEIGHTS]
+        heads = [h for h in model.heads() if h.branches[0].in_channels >= cpu_kernels.ASPP_MATMUL_MIN_CHANNELS]
+        return len(pointwise) + len(heads)
+
+    assert matmul_layers(build_segmenter("deeplabv2_small", 19)) == 0  # make run's network: its numbers stay
+    assert matmul_layers(build_segmenter("deeplabv2_resnet101", 19)) > 60

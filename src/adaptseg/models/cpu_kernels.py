@@ -24,6 +24,10 @@ ENABLED = True
 #: Part of the precision probe's cache key: a change here makes the cached fp32-vs-bf16 timings stale.
 FORMS = "1x1-matmul, aspp-taps-matmul v1"
 
+#: 1×1 convolutions with fewer weights stay convolutions: the small network's (at most 64×128 weights, two of
+#: them at stride 1) gained nothing measurable at the step, and keeping them keeps `make run`'s numbers.
+POINTWISE_MATMUL_MIN_WEIGHTS = 128 * 512
+
 #: The ASPP matmul form pays about 2 ms of shifted sums per pass: it beat the convolutions from 1024 input
 #: channels (ResNet-101's heads: 1.4× at 1024, 3× at 2048) and lost below 512 (the small network's 256).
 ASPP_MATMUL_MIN_CHANNELS = 1024
@@ -53,7 +57,7 @@ class PointwiseConv2d(nn.Conv2d):
         super().__init__(in_channels, out_channels, kernel_size=1, stride=stride, bias=bias)
 
     def forward(self, x: Tensor) -> Tensor:
-        if self.stride != (1, 1) or not matmul_path(x):
+        if self.stride != (1, 1) or self.weight.numel() < POINTWISE_MATMUL_MIN_WEIGHTS or not matmul_path(x):
             return super().forward(x)
         weight = self.weight.view(self.out_channels, self.in_channels)
         return F.linear(x.permute(0, 2, 3, 1), weight, self.bias).permute(0, 3, 1, 2)
