@@ -35,7 +35,7 @@ ASPP_MATMUL_MIN_CHANNELS = 1024
 
 def aspp_matmul_path(x: Tensor) -> bool:
     """The matmul path, for an ASPP head whose input has enough channels to repay the shifted sums."""
-    return x.dim() == 4 and x.shape[1] >= ASPP_MATMUL_MIN_CHANNELS and matmul_path(x)
+    return matmul_path(x) and x.shape[1] >= ASPP_MATMUL_MIN_CHANNELS
 
 
 def matmul_path(x: Tensor) -> bool:

@@ -334,14 +334,17 @@ class _MetricWindow:
         self.counts: dict[str, int] = dict(counts)
         self.checks: list[tuple[int, torch.Tensor]] = []  # (step, all finite) not read back yet
 
-    def add(self, metrics: Mapping[str, float | torch.Tensor], step: int = 0, finite: torch.Tensor | None = None) -> None:
+    def add(self, metrics: Mapping[str, float | torch.Tensor], checked_step: int | None = None) -> None:
+        """``checked_step``: keep, for that step, a device flag saying whether its tensors were all finite."""
+        tensors = []
         for name, value in metrics.items():
             if isinstance(value, torch.Tensor):
                 value = value.detach().float().reshape(())
+                tensors.append(value)
             self.sums[name] = self.sums.get(name, 0.0) + value
             self.counts[name] = self.counts.get(name, 0) + 1
-        if finite is not None:
-            self.checks.append((step, finite))
+        if checked_step is not None and tensors:
+            self.checks.append((checked_step, torch.isfinite(torch.stack(tensors)).all()))
 
     def settle(self) -> int | None:
         """Device values to floats in one copy; the first step whose losses were not finite, if any."""
@@ -611,9 +614,7 @@ class _Run:
                 raise self.diverged(bad, step + 1)
             self.window.add(losses)
         else:  # checked on the device, read back with the window (guard)
-            tensors = [v.detach().float().reshape(()) for v in losses.values() if isinstance(v, torch.Tensor)]
-            finite = torch.isfinite(torch.stack(tensors)).all() if tensors else None
-            self.window.add(losses, step + 1, finite)
+            self.window.add(losses, checked_step=step + 1)
         average_gradients(self.models.values(), self.world)
         self.amp.step(self.optimizers.values())
         after = getattr(hooks, "after_iteration", None)
