@@ -29,7 +29,7 @@ FORMS = "1x1-matmul, aspp-taps-matmul v1"
 POINTWISE_MATMUL_MIN_WEIGHTS = 128 * 512
 
 #: The ASPP matmul form pays about 2 ms of shifted sums per pass: it beat the convolutions from 1024 input
-#: channels (ResNet-101's heads: 1.4× at 1024, 3× at 2048) and lost below 512 (the small network's 256).
+#: channels (ResNet-101's heads: 1.4× at 1024, 3× at 2048) and lost at 512 and below (the small network has 256).
 ASPP_MATMUL_MIN_CHANNELS = 1024
 
 
