@@ -138,3 +138,18 @@ def test_a_trained_model_carries_what_inference_needs(tiny_domains, tmp_path):
     assert model["preprocessing"]["input_size"] == [64, 40] and model["preprocessing"]["channel_order"] == "BGR"
     assert model["classes"][0] == "road" and len(model["palette"]) == 19 and model["palette"][0] == [128, 64, 128]
     assert model["precision"] in ("fp32", "bf16") and model["device"] == "cpu"
+
+
+@pytest.mark.parametrize("namespace, start", [("dacs_from_multi", "adaptsegnet_multi"), ("dacs_from_adabn", "adabn")])
+def test_warm_started_dacs_differs_from_dacs_only_in_the_model_it_starts_from(namespace, start):
+    """The warm-started namespaces read the adapted model, and keep DACS's recipe (base and real-data configs)."""
+    from adaptseg.pipelines.adaptation.pipeline import create_pipeline
+    from studies.adaptation_study import load_parameters
+
+    (node,) = create_pipeline().only_nodes_with_namespaces([namespace]).nodes
+    assert f"{start}.model" in node.inputs and "source_pretraining.model" not in node.inputs
+    for env in (None, "gta5_cityscapes"):
+        params, _ = load_parameters(env)
+        ours, dacs = params[namespace]["adaptation"], params["dacs"]["adaptation"]
+        assert ours["method"] == "dacs" and ours["method_config"] == dacs["method_config"], env
+        assert ours["engine"] == dacs["engine"], env

@@ -2,7 +2,8 @@
 
 ``NAMESPACES`` maps every namespace to the model it starts from: most adapt the source-pretrained model;
 AdaBN re-estimates the statistics of the source-only model of the same budget; self-training that refines
-an adapted model says which one. ``DEFAULT_NAMESPACES`` are what ``kedro run`` (``__default__``) trains; the
+an adapted model says which one (CBST, and DACS's warm-started variants: its teacher's first pseudo-labels are
+only as good as the model it starts from). ``DEFAULT_NAMESPACES`` are what ``kedro run`` (``__default__``) trains; the
 others run by name: ``kedro run --pipelines adaptation,evaluation --namespaces dacs``.
 """
 
@@ -27,6 +28,8 @@ NAMESPACES: dict[str, str] = {
     "fda_beta09": PRETRAINED,
     "cbst": "adaptsegnet_multi.model",
     "dacs": PRETRAINED,
+    "dacs_from_multi": "adaptsegnet_multi.model",
+    "dacs_from_adabn": "adabn.model",
 }
 
 #: The namespaces ``__default__`` trains (``make run`` keeps within its time budget with these).
