@@ -230,7 +230,8 @@ def test_a_namespace_trains_in_two_processes_from_kedro_run(project_copy):
 
 @pytest.mark.slow
 def test_torchrun_runs_a_namespace_on_every_rank_and_rank_0_alone_saves(project_copy):
-    """Several machines: ``torchrun -m adaptseg.train_distributed`` (here 2 ranks on one machine, gloo)."""
+    """Several machines: ``torchrun -m adaptseg.train_distributed`` (here 2 ranks on one machine, gloo); rank 0
+    saves and tracks in MLflow, the other rank writes nothing."""
     import json
     import os
     import subprocess
@@ -262,3 +263,8 @@ def test_torchrun_runs_a_namespace_on_every_rank_and_rank_0_alone_saves(project_
     assert [entry["step"] for entry in history["loss_adv_main"]] == [1, 2]
     ran = [" ".join(w for w in line.split() if ".py:" not in w) for line in (done.stdout + done.stderr).split("INFO")]
     assert any("rank 1: running adaptsegnet_single.adapt" in line for line in ran)  # every rank trained
+    runs = mlflow.search_runs(experiment_names=["adaptseg"])  # rank 0 alone tracked, as kedro run does
+    parents = runs[runs["tags.mlflow.parentRunId"].isna() & runs["tags.pipeline_names"].str.contains("adaptation")]
+    assert len(parents) == 1 and parents.iloc[0]["status"] == "FINISHED"
+    child = runs[runs["tags.namespace"] == "adaptsegnet_single"]
+    assert len(child) == 1 and pd.notna(child.iloc[0]["metrics.train/loss_adv_main"])

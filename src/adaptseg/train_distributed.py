@@ -3,12 +3,13 @@
     torchrun --nnodes 2 --nproc-per-node 8 --rdzv-backend c10d --rdzv-endpoint HOST:29500 \\
         -m adaptseg.train_distributed --env gta5_cityscapes --pipelines adaptation --namespaces adaptsegnet_multi
 
-Every rank runs the selected nodes in order with the project's catalog and parameters (``--params`` as for
-``kedro run``); the engine inside the training nodes joins the process group that ``torchrun`` set up. Rank 0
-saves every output through the catalog; the other ranks keep theirs in memory and write nothing. The run
-folders (``<namespace>.run``) and ``data/`` must be on a filesystem every machine sees. MLflow is not involved:
-run ``kedro run --pipelines evaluation,reporting --namespaces ...`` on one machine afterwards. On one machine,
-``kedro run`` with ``engine.nproc_per_node`` does the same with tracking.
+Every rank runs the selected nodes in the same (topological) order with the project's catalog and parameters
+(``--params`` as for ``kedro run``); the engine inside the training nodes joins the process group that
+``torchrun`` set up. Rank 0 runs them as ``kedro run`` would, in a Kedro session with the project's hooks: it
+saves every output through the catalog and is the one MLflow run (parent, a child per model, the curves as
+they come). The other ranks keep their outputs in memory and write nothing, to disk or to MLflow. The run
+folders (``<namespace>.run``), ``data/`` and the MLflow store must be ones every machine's rank 0 sees (rank 0
+is on the first machine). On one machine, ``kedro run`` with ``engine.nproc_per_node`` does the same.
 """
 
 from __future__ import annotations
@@ -53,17 +54,15 @@ def parse_params(text: str | None) -> dict[str, Any]:
     return params
 
 
-def run_nodes(pipeline: Any, catalog: Any, is_main: bool) -> dict[str, Any]:
-    """The pipeline's nodes in order; outputs saved through ``catalog`` on rank 0, kept in memory everywhere."""
+def run_nodes(pipeline: Any, catalog: Any) -> dict[str, Any]:
+    """A rank other than 0: the pipeline's nodes in the order Kedro's sequential runner takes them (``nodes``
+    is topologically sorted), inputs from the catalog or memory, outputs kept in memory only."""
     memory: dict[str, Any] = {}
-    for node in pipeline.nodes:  # topologically sorted
+    for node in pipeline.nodes:
         inputs = {name: memory[name] if name in memory else catalog.load(name) for name in node.inputs}
         logger.info("rank %s: running %s", os.environ.get("RANK", "0"), node.name)
         outputs: Mapping[str, Any] = node.run(inputs)
         memory.update(outputs)
-        if is_main:
-            for name, value in outputs.items():
-                catalog.save(name, value)
     return memory
 
 
@@ -90,8 +89,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.namespaces:
         selected = selected.only_nodes_with_namespaces(args.namespaces)
     with KedroSession.create(project_path=args.project, env=args.env, runtime_params=parse_params(args.params)) as session:
-        context = session.load_context()
-        run_nodes(selected, context.catalog, is_main=int(os.environ.get("RANK", "0")) == 0)
+        if int(os.environ.get("RANK", "0")) == 0:  # the same nodes, run and tracked as `kedro run` runs them
+            logger.info("rank 0: running %d nodes in a Kedro session", len(selected.nodes))
+            session.run(pipeline_names=args.pipelines, namespaces=args.namespaces or None)
+        else:
+            run_nodes(selected, session.load_context().catalog)
 
 
 if __name__ == "__main__":
