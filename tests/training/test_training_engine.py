@@ -263,3 +263,21 @@ def test_a_fresh_run_says_which_files_of_the_previous_run_it_removes(tmp_path, m
     with caplog.at_level("WARNING", logger="adaptseg.training.engine"):
         _run(model_factory, dataset_factory, _config(tmp_path, stop_step=1, overwrite=True))
     assert "removing the previous run's last.pt" in caplog.text
+
+
+def test_the_metric_window_never_drops_an_unread_divergence():
+    """nan_guard: log keeps device flags; flushing or checkpointing the window before they are read is an error,
+    and settling names the first non-finite step."""
+    from adaptseg.training.engine import _MetricWindow
+
+    window = _MetricWindow()
+    window.add({"loss_seg": torch.tensor(1.0)}, checked_step=3)
+    window.add({"loss_seg": torch.tensor(float("nan"))}, checked_step=4)
+    for read in (window.flush, window.state_dict):
+        with pytest.raises(RuntimeError, match="finite-checks not read"):
+            read()
+    assert window.settle() == 4
+    window = _MetricWindow()
+    window.add({"loss_seg": torch.tensor(1.0)}, checked_step=1)
+    window.add({"loss_seg": torch.tensor(3.0)}, checked_step=2)
+    assert window.settle() is None and window.flush() == {"loss_seg": 2.0}

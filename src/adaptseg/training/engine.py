@@ -356,14 +356,20 @@ class _MetricWindow:
         return next((step for (_, step) in flags if not values[("finite", step)]), None)
 
     def flush(self) -> dict[str, float]:
-        self.settle()
+        self._settle_checked()
         means = {name: total / self.counts[name] for name, total in self.sums.items()}
         self.sums, self.counts = {}, {}
         return means
 
     def state_dict(self) -> dict:
-        self.settle()
+        self._settle_checked()
         return {"sums": dict(self.sums), "counts": dict(self.counts)}
+
+    def _settle_checked(self) -> None:
+        """Settle, refusing to drop a finite-check nobody read: the guard settles (and stops) first."""
+        if self.checks:
+            raise RuntimeError(f"{len(self.checks)} finite-checks not read: settle() and act on a divergence first")
+        self.settle()
 
 
 def _build_optimizers(models: Mapping[str, nn.Module], config: EngineConfig) -> dict[str, torch.optim.Optimizer]:
