@@ -60,3 +60,6 @@ def test_gap_closed_and_every_method_against_each_baseline():
     assert {"dacs - source_only", "dacs - adaptsegnet_multi", "adaptsegnet_multi - source_only",
             "dacs - oracle_finetune"} <= set(fog["paired"])
     assert "| fog | dacs - source_only | 3 | +8.0 * |" in summary["markdown"]
+    grid = summary["markdown"].split("Paired difference with `source_only`")[1].split("\n\n")[1].splitlines()
+    assert grid[0] == "| regime | adaptsegnet_multi | dacs | oracle_finetune |"
+    assert grid[2].startswith("| fog | +6.0* [+4.8, +7.2] |") and "| +8.0* [+8.0, +8.0] |" in grid[2]

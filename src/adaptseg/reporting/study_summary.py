@@ -96,6 +96,7 @@ def summarise_study(
     for regime in regimes:
         gap = summary["regimes"][regime]["gap_closed"]
         lines.append(f"| {regime} | " + " | ".join(f"{gap[m]:.0%}" if m in gap else "–" for m in methods) + " |")
+    lines += _difference_grid(summary, methods, regimes, baselines[0] if baselines else SOURCE_ONLY)
     lines += ["", "Paired differences (mean, 95% interval over seeds; * = interval excludes 0):", ""]
     lines += ["| regime | comparison | seeds | mean | 95% interval |", "|---|---|---|---|---|"]
     for regime in regimes:
@@ -104,6 +105,25 @@ def summarise_study(
             star = " *" if low > 0 or high < 0 else ""
             lines.append(f"| {regime} | {name} | {d['n']} | {d['mean']:+.1f}{star} | [{low:+.1f}, {high:+.1f}] |")
     return {"json": summary, "markdown": "\n".join(lines) + "\n", "figure": _figure(summary, methods, regimes, split)}
+
+
+def _difference_grid(summary: dict, methods: list[str], regimes: list[str], baseline: str) -> list[str]:
+    """Every method's paired difference with ``baseline`` as a regime × method grid (the cross-shift view)."""
+    others = [m for m in methods if m != baseline]
+    lines = ["", f"Paired difference with `{baseline}` (mean [95% interval]; * = interval excludes 0):", ""]
+    lines += ["| regime | " + " | ".join(others) + " |", "|---" * (len(others) + 1) + "|"]
+    for regime in regimes:
+        paired, cells = summary["regimes"][regime]["paired"], []
+        for m in others:
+            d = paired.get(f"{m} - {baseline}")
+            if d is None or d["n"] < 2:
+                cells.append("–")
+                continue
+            low, high = d["ci95"]
+            star = "*" if low > 0 or high < 0 else ""
+            cells.append(f"{d['mean']:+.1f}{star} [{low:+.1f}, {high:+.1f}]")
+        lines.append(f"| {regime} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def _gap_closed(stats: dict) -> dict[str, float]:
