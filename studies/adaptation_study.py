@@ -343,7 +343,8 @@ class Study:
                                **{f"knob.{k}": v for k, v in knobs.items()}})
             self.run(pipeline, catalog)
         (scope / "done").write_text(json.dumps({"namespace": namespace, "seed": seed, "regime": regime.name,
-                                                "knobs": knobs, "seconds": time.perf_counter() - began}))
+                                                "knobs": knobs, "seconds": time.perf_counter() - began,
+                                                "machine": this_machine()}))
         logger.info("trained %s (%s, seed %d) in %.0f s -> %s", namespace, regime.name, seed,
                     time.perf_counter() - began, scope)
         return scope
@@ -410,6 +411,13 @@ class Study:
                     logger.info("done %s %s s%d (%.0f min so far)", namespace, regime.name, seed,
                                 (time.perf_counter() - started) / 60)
 
+    def trained_on(self, namespace: str, seed: int, regime: Regime) -> str:
+        """The machine that trained the model (an ensemble: its first member's); "unrecorded" before 2026-12-05."""
+        if namespace in self.ensembles:
+            return self.trained_on(self.ensembles[namespace][0], seed, regime)
+        done = json.loads((self.scope(namespace, seed, regime) / "done").read_text())
+        return done.get("machine", "unrecorded")
+
     def record(self, namespace: str, seed: int, regime: Regime, split: str, metrics: Mapping) -> None:
         main = str(self.params["model"]["num_classes"])
         scores = metrics["protocols"][main]
@@ -418,11 +426,23 @@ class Study:
         self.rows.append(
             {"seed": seed, "regime": regime.name, "method": namespace, "split": split,
              "knobs": json.dumps(self.knobs(namespace, regime), sort_keys=True),
+             "machine": self.trained_on(namespace, seed, regime),
              "miou": round(scores["miou"], 3), **narrower, "pixel_accuracy": round(scores["pixel_accuracy"], 3)}
             | {f"iou.{k}": v for k, v in scores["iou"].items()}
         )
         with atomic_file(self.out / "results.csv") as tmp:
             pd.DataFrame(self.rows).to_csv(tmp, index=False)
+
+
+def this_machine() -> str:
+    """Processor (or GPU) and torch version: fp32 training is reproducible on one machine kind, not across kinds
+    (different kernels round differently, and adversarial training amplifies it), so rows pair within one."""
+    import torch
+
+    from adaptseg.training.precision import resolve_device
+    from adaptseg.training.precision_probe import machine_name
+
+    return f"{machine_name(resolve_device('auto'))}, torch {torch.__version__}"
 
 
 def _miou(metrics: Mapping, params: Mapping) -> float:

@@ -63,3 +63,20 @@ def test_gap_closed_and_every_method_against_each_baseline():
     grid = summary["markdown"].split("Paired difference with `source_only`")[1].split("\n\n")[1].splitlines()
     assert grid[0] == "| regime | adaptsegnet_multi | dacs | oracle_finetune |"
     assert grid[2].startswith("| fog | +6.0* [+4.8, +7.2] |") and "| +8.0* [+8.0, +8.0] |" in grid[2]
+
+
+def test_seeds_pair_within_one_machine_and_the_gap_uses_the_methods_own_runs():
+    """Rows of the same seed from two processors are different runs: a method trained on one machine is set
+    against that machine's source-only and oracle, and the summary says the regime mixes machines."""
+    rows = [
+        {"seed": s, "regime": "fog", "method": m, "split": "val", "miou": base + s, "machine": machine}
+        for s in (1, 2, 3)
+        for machine, shift in (("amd", 0), ("intel", 10))
+        for m, base in (("source_only", 10 + shift), ("oracle_finetune", 50 + shift))
+    ] + [{"seed": s, "regime": "fog", "method": "advent", "split": "val", "miou": 40 + s, "machine": "intel"}
+         for s in (1, 2, 3)]
+    summary = summarise_study(pd.DataFrame(rows))
+    fog = summary["json"]["regimes"]["fog"]
+    assert fog["paired"]["advent - source_only"]["mean"] == pytest.approx(20) and fog["paired"]["advent - source_only"]["n"] == 3
+    assert fog["gap_closed"]["advent"] == pytest.approx(0.5)  # (41..43 − 21..23) / (61..63 − 21..23), intel only
+    assert fog["machines"] == ["amd", "intel"] and "`fog` holds runs of 2 machines" in summary["markdown"]

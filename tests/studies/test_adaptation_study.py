@@ -54,6 +54,7 @@ def test_study_runs_namespaces_chooses_knobs_on_dev_and_resumes(study, tmp_path)
     ensemble = rows[(rows["method"] == "advent_minent") & (rows["split"] == "val")]
     assert len(ensemble) == 4 and ensemble["miou"].between(0, 100).all()
     assert (out / "summary.md").read_text().count("| none |") >= 1
+    assert rows["machine"].nunique() == 1 and "torch" in rows["machine"].iloc[0]  # what the seeds pair within
 
     stamps = {p: p.stat().st_mtime_ns for p in (out / "runs").rglob("done")}
     study.main(args)  # everything is there: nothing trains again, the rows are the same

@@ -69,7 +69,9 @@ def summarise_study(
     present = set(rows["method"])
     methods = [m for m in (order or []) if m in present] + sorted(present - set(order or []))
     regimes = list(dict.fromkeys(rows["regime"]))
-    table = rows.pivot_table(index=["regime", "seed"], columns="method", values=value)
+    # a seed pairs within one machine only: rows of the same seed trained on another processor are other runs
+    machines = rows["machine"].fillna("unrecorded") if "machine" in rows else pd.Series("unrecorded", rows.index)
+    table = rows.assign(machine=machines).pivot_table(index=["regime", "seed", "machine"], columns="method", values=value)
     pairs: list[tuple[str, str]] = []
     for a, b in [(m, b) for b in baselines for m in methods if m != b] + [tuple(p) for p in comparisons]:
         if (a, b) not in pairs and (b, a) not in pairs:
@@ -78,6 +80,7 @@ def summarise_study(
     protocol = f" ({value.removeprefix('miou')} classes)" if value != "miou" else ""
     lines = [f"# Method study (target `{split}` mIoU{protocol}, mean ± std over paired seeds)", ""]
     lines += ["| regime | seeds | " + " | ".join(methods) + " |", "|---" * (len(methods) + 2) + "|"]
+    notes: list[str] = []
     for regime in regimes:
         part = table.loc[regime]
         stats = {m: {"mean": float(part[m].mean()), "std": float(part[m].std(ddof=1)), "n": int(part[m].count())}
@@ -86,11 +89,16 @@ def summarise_study(
         for a, b in pairs:
             if a in part and b in part and (part[a] - part[b]).count() >= 2:  # a method a regime skipped has no pairs
                 paired[f"{a} - {b}"] = paired_difference(part[a], part[b])
-        gap = _gap_closed(stats)
+        gap = _gap_closed(part[[m for m in methods if m in part]])
         summary["regimes"][regime] = {"methods": stats, "paired": paired, "gap_closed": gap}
         cells = [f"{stats[m]['mean']:.1f} ± {stats[m]['std']:.1f}" if m in stats and stats[m]["n"] else "–"
                  for m in methods]
         lines.append(f"| {regime} | {int(part.notna().any(axis=1).sum())} | " + " | ".join(cells) + " |")
+        kinds = part.index.get_level_values("machine").unique()
+        if len(kinds) > 1:
+            summary["regimes"][regime]["machines"] = sorted(kinds)
+            notes.append(f"`{regime}` holds runs of {len(kinds)} machines ({'; '.join(sorted(kinds))}); seeds pair within one.")
+    lines += [""] + notes if notes else []
     lines += ["", f"Share of the gap between `{SOURCE_ONLY}` and `{UPPER_BOUND}` each method closes (means):", ""]
     lines += ["| regime | " + " | ".join(methods) + " |", "|---" * (len(methods) + 1) + "|"]
     for regime in regimes:
@@ -126,14 +134,18 @@ def _difference_grid(summary: dict, methods: list[str], regimes: list[str], base
     return lines
 
 
-def _gap_closed(stats: dict) -> dict[str, float]:
-    """(method − source-only) / (fine-tuned oracle − source-only) of the means, where both bounds exist."""
-    if SOURCE_ONLY not in stats or UPPER_BOUND not in stats:
+def _gap_closed(part: pd.DataFrame) -> dict[str, float]:
+    """(method − source-only) / (fine-tuned oracle − source-only), the means over the runs (seed, machine) where
+    all three exist, so that a method run on fewer seeds or another machine is set against its own bounds."""
+    if SOURCE_ONLY not in part or UPPER_BOUND not in part:
         return {}
-    low, high = stats[SOURCE_ONLY]["mean"], stats[UPPER_BOUND]["mean"]
-    if not high > low:
-        return {}
-    return {m: (s["mean"] - low) / (high - low) for m, s in stats.items() if s["n"]}
+    gaps = {}
+    for method in part.columns:
+        both = part[list(dict.fromkeys([method, SOURCE_ONLY, UPPER_BOUND]))].dropna()
+        low, high = both[SOURCE_ONLY].mean(), both[UPPER_BOUND].mean()
+        if len(both) and high > low:
+            gaps[method] = float((both[method].mean() - low) / (high - low))
+    return gaps
 
 
 def _figure(summary: dict, methods: list[str], regimes: list[str], split: str):
