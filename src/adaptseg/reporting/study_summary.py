@@ -71,7 +71,9 @@ def summarise_study(
     regimes = list(dict.fromkeys(rows["regime"]))
     # a seed pairs within one machine only: rows of the same seed trained on another processor are other runs
     machines = rows["machine"].fillna("unrecorded") if "machine" in rows else pd.Series("unrecorded", rows.index)
-    table = rows.assign(machine=machines).pivot_table(index=["regime", "seed", "machine"], columns="method", values=value)
+    table = rows.assign(machine=machines).pivot_table(
+        index=["regime", "seed", "machine"], columns="method", values=value
+    )
     pairs: list[tuple[str, str]] = []
     for a, b in [(m, b) for b in baselines for m in methods if m != b] + [tuple(p) for p in comparisons]:
         if (a, b) not in pairs and (b, a) not in pairs:
@@ -97,7 +99,9 @@ def summarise_study(
         kinds = part.index.get_level_values("machine").unique()
         if len(kinds) > 1:
             summary["regimes"][regime]["machines"] = sorted(kinds)
-            notes.append(f"`{regime}` holds runs of {len(kinds)} machines ({'; '.join(sorted(kinds))}); seeds pair within one.")
+            notes.append(
+                f"`{regime}` holds runs of {len(kinds)} machines ({'; '.join(sorted(kinds))}); seeds pair within one."
+            )
     lines += [""] + notes if notes else []
     lines += ["", f"Share of the gap between `{SOURCE_ONLY}` and `{UPPER_BOUND}` each method closes (means):", ""]
     lines += ["| regime | " + " | ".join(methods) + " |", "|---" * (len(methods) + 1) + "|"]

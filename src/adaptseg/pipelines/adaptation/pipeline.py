@@ -3,8 +3,8 @@
 ``NAMESPACES`` maps every namespace to the model it starts from: most adapt the source-pretrained model;
 AdaBN re-estimates the statistics of the source-only model of the same budget; self-training that refines
 an adapted model says which one (CBST, and DACS's warm-started variants: its teacher's first pseudo-labels are
-only as good as the model it starts from). ``DEFAULT_NAMESPACES`` are what ``kedro run`` (``__default__``) trains; the
-others run by name: ``kedro run --pipelines adaptation,evaluation --namespaces dacs``.
+only as good as the model it starts from). ``DEFAULT_NAMESPACES`` are what ``kedro run`` (``__default__``)
+trains; the others run by name: ``kedro run --pipelines adaptation,evaluation --namespaces dacs``.
 """
 
 from kedro.pipeline import Node, Pipeline
