@@ -30,7 +30,7 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -239,20 +239,31 @@ class Study:
     def scope(self, namespace: str, seed: int, regime: Regime, knobs: Mapping[str, Any] | None = None) -> Path:
         """The folder of one trained model: a hash of its parameters, its start's folder and its data.
 
-        An ensemble's folder is a hash of its members' folders and of how it combines them.
+        An ensemble's folder is a hash of its members' folders and of how it combines them. Folders enter the
+        hash relative to ``--out``, so a study folder can be moved or copied to another machine and resumed.
         """
         if namespace in self.ensembles:
-            members = [str(self.scope(m, seed, regime)) for m in self.ensembles[namespace]]
-            return self.out / "runs" / f"s{seed}/{regime.name}" / namespace / digest(members, self.params[namespace])
+            members = [self.scope(m, seed, regime) for m in self.ensembles[namespace]]
+            return self._addressed(f"s{seed}/{regime.name}/{namespace}", members, lambda ms: [ms, self.params[namespace]])
         knobs = self.knobs(namespace, regime) if knobs is None else knobs
         start = self.start_of(namespace)
-        made_of = [
-            self.block(namespace, seed, knobs),
-            self.params["model"] if start is None else str(self.scope(start, seed, regime)),
-            self.generator(regime) if self.reads_target(namespace) else self.generator(),
-        ]
+        starts = [] if start is None else [self.scope(start, seed, regime)]
         where = f"s{seed}" if not self.reads_target(namespace) and start is None else f"s{seed}/{regime.name}"
-        return self.out / "runs" / where / namespace / digest(*made_of)
+        return self._addressed(f"{where}/{namespace}", starts, lambda folders: [
+            self.block(namespace, seed, knobs),
+            self.params["model"] if start is None else folders[0],
+            self.generator(regime) if self.reads_target(namespace) else self.generator(),
+        ])
+
+    def _addressed(self, where: str, folders: list[Path], made_of: Callable[[Any], list]) -> Path:
+        """``runs/<where>/<hash of made_of(folders relative to --out)>``; a folder named by the absolute paths
+        (studies before 2026-12-05) is used where it exists, so their trained models stay found."""
+        root = self.out / "runs" / where
+        folder = root / digest(*made_of([str(f.relative_to(self.out)) for f in folders] if folders else None))
+        if not folders or folder.exists():
+            return folder
+        legacy = root / digest(*made_of([str(f) for f in folders]))
+        return legacy if legacy.exists() else folder
 
     def knobs(self, namespace: str, regime: Regime) -> dict:
         """The grid entry chosen on dev for this regime (none without a grid; another's with ``follows``; another

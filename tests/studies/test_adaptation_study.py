@@ -56,10 +56,14 @@ def test_study_runs_namespaces_chooses_knobs_on_dev_and_resumes(study, tmp_path)
     assert (out / "summary.md").read_text().count("| none |") >= 1
     assert rows["machine"].nunique() == 1 and "torch" in rows["machine"].iloc[0]  # what the seeds pair within
 
-    stamps = {p: p.stat().st_mtime_ns for p in (out / "runs").rglob("done")}
+    moved = tmp_path / "elsewhere" / "study"  # a study folder moves (or is copied to another machine) whole
+    moved.parent.mkdir()
+    out.rename(moved)
+    args[args.index(str(out))] = str(moved)
+    stamps = {p.relative_to(moved): p.stat().st_mtime_ns for p in (moved / "runs").rglob("done")}
     study.main(args)  # everything is there: nothing trains again, the rows are the same
-    assert {p: p.stat().st_mtime_ns for p in (out / "runs").rglob("done")} == stamps
-    pd.testing.assert_frame_equal(pd.read_csv(out / "results.csv"), rows)
+    assert {p.relative_to(moved): p.stat().st_mtime_ns for p in (moved / "runs").rglob("done")} == stamps
+    pd.testing.assert_frame_equal(pd.read_csv(moved / "results.csv"), rows)
 
 
 @pytest.mark.slow
