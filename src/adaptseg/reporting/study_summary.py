@@ -91,7 +91,7 @@ def summarise_study(
         for a, b in pairs:
             if a in part and b in part and (part[a] - part[b]).count() >= 2:  # a method a regime skipped has no pairs
                 paired[f"{a} - {b}"] = paired_difference(part[a], part[b])
-        gap = _gap_closed(part[[m for m in methods if m in part]])
+        gap = _gap_closed(part[[m for m in methods if m in part]])  # in the table's method order
         summary["regimes"][regime] = {"methods": stats, "paired": paired, "gap_closed": gap}
         cells = [f"{stats[m]['mean']:.1f} ± {stats[m]['std']:.1f}" if m in stats and stats[m]["n"] else "–"
                  for m in methods]
@@ -114,7 +114,7 @@ def summarise_study(
     for regime in regimes:
         for name, d in summary["regimes"][regime]["paired"].items():
             low, high = d["ci95"]
-            star = " *" if low > 0 or high < 0 else ""
+            star = " *" if _excludes_zero(d) else ""
             lines.append(f"| {regime} | {name} | {d['n']} | {d['mean']:+.1f}{star} | [{low:+.1f}, {high:+.1f}] |")
     return {"json": summary, "markdown": "\n".join(lines) + "\n", "figure": _figure(summary, methods, regimes, split)}
 
@@ -127,15 +127,19 @@ def _difference_grid(summary: dict, methods: list[str], regimes: list[str], base
     for regime in regimes:
         paired, cells = summary["regimes"][regime]["paired"], []
         for m in others:
-            d = paired.get(f"{m} - {baseline}")
-            if d is None or d["n"] < 2:
+            d = paired.get(f"{m} - {baseline}")  # pairs exist only where two or more seeds pair
+            if d is None:
                 cells.append("–")
                 continue
             low, high = d["ci95"]
-            star = "*" if low > 0 or high < 0 else ""
-            cells.append(f"{d['mean']:+.1f}{star} [{low:+.1f}, {high:+.1f}]")
+            cells.append(f"{d['mean']:+.1f}{'*' if _excludes_zero(d) else ''} [{low:+.1f}, {high:+.1f}]")
         lines.append(f"| {regime} | " + " | ".join(cells) + " |")
     return lines
+
+
+def _excludes_zero(difference: dict) -> bool:
+    low, high = difference["ci95"]
+    return low > 0 or high < 0
 
 
 def _gap_closed(part: pd.DataFrame) -> dict[str, float]:
