@@ -23,11 +23,15 @@ KNOBS = {
     "dacs": {"ema": 0.9},
 }
 TRAINED = sorted(KNOBS)
+#: Optional parts of a method, run through the same tests: case → (method, knobs).
+CASES = {**{name: (name, knobs) for name, knobs in KNOBS.items()},
+         "dacs+mic": ("dacs", {"ema": 0.9, "lambda_masked": 1.0, "mask_block": 8})}
 
 
-def _models(name: str, seed: int = 0) -> tuple[dict, object]:
+def _models(case: str, seed: int = 0) -> tuple[dict, object]:
+    name, knobs = CASES[case]
     method = METHODS[name]
-    config = method.Config.from_dict(KNOBS[name])
+    config = method.Config.from_dict(knobs)
     torch.manual_seed(seed)
     segmenter = TinySegmenter()
     return {"segmenter": segmenter, **method.build_models(segmenter, config)}, config
@@ -60,12 +64,12 @@ def test_every_method_module_is_tested_here():
     assert set(TRAINED) | {"adabn"} == set(METHODS)
 
 
-@pytest.mark.parametrize("name", TRAINED)
-def test_one_step_moves_the_weights_with_finite_losses_and_never_sees_a_target_label(name, tmp_path):
-    models, config = _models(name)
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_one_step_moves_the_weights_with_finite_losses_and_never_sees_a_target_label(case, tmp_path):
+    models, config = _models(case)
     before = [p.detach().clone() for p in models["segmenter"].parameters()]
     source, labelled_target = _data()
-    result = train(NoTargetLabels(METHODS[name]), models, source, _engine(tmp_path, stop_step=1),
+    result = train(NoTargetLabels(METHODS[CASES[case][0]]), models, source, _engine(tmp_path, stop_step=1),
                    target_dataset=labelled_target, method_config=config)
     losses = {k: v[0]["value"] for k, v in result.history.items() if k.startswith("loss")}
     assert losses and all(torch.isfinite(torch.tensor(v)) for v in losses.values()), losses
@@ -75,13 +79,14 @@ def test_one_step_moves_the_weights_with_finite_losses_and_never_sees_a_target_l
     assert all(any(p.grad is not None for p in m.parameters()) for m in trainable)
 
 
-@pytest.mark.parametrize("name", TRAINED)
-def test_stop_and_resume_gives_the_weights_of_a_straight_run(name, tmp_path):
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_stop_and_resume_gives_the_weights_of_a_straight_run(case, tmp_path):
+    name = CASES[case][0]
     source, target = _data()
     runs = {}
     for label, stops in (("straight", [4]), ("resumed", [2, 4])):
         for stop in stops:
-            models, config = _models(name)
+            models, config = _models(case)
             resume = stop != stops[0]
             runs[label] = train(name, models, source, _engine(tmp_path / label, stop_step=stop, resume=resume),
                                 target_dataset=target, method_config=config)
@@ -89,7 +94,7 @@ def test_stop_and_resume_gives_the_weights_of_a_straight_run(name, tmp_path):
     for model_name, model in runs["straight"].models.items():
         other = runs["resumed"].models[model_name].state_dict()
         for key, value in model.state_dict().items():
-            torch.testing.assert_close(value, other[key], rtol=0, atol=0, msg=f"{name}: {model_name}.{key}")
+            torch.testing.assert_close(value, other[key], rtol=0, atol=0, msg=f"{case}: {model_name}.{key}")
     assert load_checkpoint(tmp_path / "resumed" / "last.pt")["step"] == 4
 
 

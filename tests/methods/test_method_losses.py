@@ -172,6 +172,45 @@ def test_ema_teacher_starts_as_the_student_and_then_lags_it():
     assert not any(p.requires_grad for p in teacher.parameters()) and not models["teacher"].train().training
 
 
+def test_mic_patch_mask_blanks_whole_blocks_at_the_ratio():
+    torch.manual_seed(0)
+    mask = dacs.patch_mask(64, (20, 36), block=8, ratio=0.7, device=torch.device("cpu"))
+    assert mask.shape == (64, 1, 20, 36) and set(mask.unique().tolist()) <= {0.0, 1.0}
+    blocks = mask[:, 0, ::8, ::8]  # one pixel per block (3 × 5 blocks, the last row and column cut)
+    assert torch.equal(mask[:, 0], blocks.repeat_interleave(8, 1).repeat_interleave(8, 2)[:, :20, :36])
+    assert abs((blocks == 0).float().mean().item() - 0.7) < 0.06  # 960 blocks
+    assert (dacs.patch_mask(2, (20, 36), 8, 0.0, torch.device("cpu")) == 1).all()
+
+
+def test_mic_student_learns_the_teachers_whole_image_labels_on_the_masked_image():
+    """With MIC on, the student's third forward is the target image with blanked blocks, and its loss is the
+    confidence-weighted cross-entropy against the teacher's pseudo-labels of the unmasked image."""
+    from tests.tiny_models import DictDataset, TinySegmenter
+
+    config = dacs.Config(lambda_masked=1.0, mask_block=16, color_jitter=0.0, blur=False, lambda_seg=0.0, confidence=0.0)
+    torch.manual_seed(0)
+    segmenter = TinySegmenter()
+    models = {"segmenter": segmenter, **dacs.build_models(segmenter, config)}
+    seen = []
+    segmenter.register_forward_hook(lambda module, args, out: seen.append((args[0].detach(), out["out"].detach())))
+    source, target = DictDataset(2, size=(64, 64)), DictDataset(2, labelled=False, seed=1, size=(64, 64))
+    batch = {"source": {"image": source.images, "label": source.labels}, "target": {"image": target.images},
+             "progress": 0.0}
+    logged = dacs.step(models, batch, config, Amp())
+    assert len(seen) == 3 and "loss_masked" in logged  # source, ClassMix, masked target
+    masked, logits = seen[2]
+    blank = (masked == 0).all(dim=1, keepdim=True)
+    assert 0 < blank.float().mean() < 1 and torch.equal(masked[~blank.expand_as(masked)],
+                                                         target.images[~blank.expand_as(masked)])
+    with torch.no_grad():
+        pseudo = torch.nn.functional.interpolate(models["teacher"](target.images)["out"], size=(64, 64),
+                                                 mode="bilinear", align_corners=True).argmax(1)
+    expected = torch.nn.functional.cross_entropy(
+        torch.nn.functional.interpolate(logits, size=(64, 64), mode="bilinear", align_corners=True), pseudo)
+    torch.testing.assert_close(logged["loss_masked"], expected)
+    assert "loss_masked" not in dacs.step(models, batch, dacs.Config(), Amp())  # off by default
+
+
 # ------------------------------------------------------------------------------------------ what the discriminators see
 def _spy_inputs(method_name: str, knobs: dict) -> list[torch.Tensor]:
     from adaptseg.methods import METHODS

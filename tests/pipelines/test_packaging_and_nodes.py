@@ -153,3 +153,20 @@ def test_warm_started_dacs_differs_from_dacs_only_in_the_model_it_starts_from(na
         ours, dacs = params[namespace]["adaptation"], params["dacs"]["adaptation"]
         assert ours["method"] == "dacs" and ours["method_config"] == dacs["method_config"], env
         assert ours["engine"] == dacs["engine"], env
+
+
+def test_dacs_mic_is_dacs_with_masked_image_consistency_on():
+    """``dacs_mic`` starts where DACS starts and keeps its recipe; only MIC's knobs are added (both configs)."""
+    from adaptseg.methods.dacs import Config
+    from adaptseg.pipelines.adaptation.pipeline import create_pipeline
+    from studies.adaptation_study import load_parameters
+
+    (node,) = create_pipeline().only_nodes_with_namespaces(["dacs_mic"]).nodes
+    assert "source_pretraining.model" in node.inputs
+    for env in (None, "gta5_cityscapes"):
+        params, _ = load_parameters(env)
+        ours, dacs = params["dacs_mic"]["adaptation"], params["dacs"]["adaptation"]
+        extra = {k: v for k, v in ours["method_config"].items() if k not in dacs["method_config"]}
+        assert {k: ours["method_config"][k] for k in dacs["method_config"]} == dacs["method_config"], env
+        assert set(extra) == {"lambda_masked", "mask_ratio", "mask_block"} and extra["lambda_masked"] > 0, env
+        assert ours["engine"] == dacs["engine"] and Config.from_dict(ours["method_config"]).mask_ratio == 0.7, env

@@ -30,6 +30,7 @@ NAMESPACES: dict[str, str] = {
     "dacs": PRETRAINED,
     "dacs_from_multi": "adaptsegnet_multi.model",
     "dacs_from_adabn": "adabn.model",
+    "dacs_mic": PRETRAINED,
 }
 
 #: The namespaces ``__default__`` trains (``make run`` keeps within its time budget with these).
