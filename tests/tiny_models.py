@@ -5,6 +5,7 @@ A pytest plugin (tests/conftest.py): its fixtures serve the engine and method te
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -74,6 +75,10 @@ class DictDataset(Dataset):
 
     def __len__(self):
         return len(self.images)
+
+    def class_pixel_counts(self):
+        """Per-image class pixel counts, as SegmentationDataset gives rare-class sampling."""
+        return np.stack([np.bincount(label[label != 255].numpy(), minlength=NUM_CLASSES) for label in self.labels])
 
     def __getitem__(self, index):
         item = {"image": self.images[index], "name": f"img_{index:03d}"}

@@ -170,3 +170,16 @@ def test_dacs_mic_is_dacs_with_masked_image_consistency_on():
         assert {k: ours["method_config"][k] for k in dacs["method_config"]} == dacs["method_config"], env
         assert set(extra) == {"lambda_masked", "mask_ratio", "mask_block"} and extra["lambda_masked"] > 0, env
         assert ours["engine"] == dacs["engine"] and Config.from_dict(ours["method_config"]).mask_ratio == 0.7, env
+
+
+def test_dacs_rcs_is_dacs_with_rare_class_sampling_of_the_source():
+    from adaptseg.training import EngineConfig
+    from studies.adaptation_study import load_parameters
+
+    for env in (None, "gta5_cityscapes"):
+        params, _ = load_parameters(env)
+        ours, dacs = params["dacs_rcs"]["adaptation"], params["dacs"]["adaptation"]
+        assert ours["method_config"] == dacs["method_config"], env
+        assert {k: v for k, v in ours["engine"].items() if k != "rare_class_sampling"} == dacs["engine"], env
+        sampling = EngineConfig.from_dict({"max_steps": 1, "rare_class_sampling": ours["engine"]["rare_class_sampling"]})
+        assert sampling.rare_class_sampling.temperature == 0.01, env

@@ -97,6 +97,18 @@ class SegmentationDataset(Dataset):
     def __len__(self) -> int:
         return len(self.image_paths)
 
+    def class_pixel_counts(self, ignore_index: int = 255) -> np.ndarray:
+        """Per-image pixel counts of each train id (N×K, K up to the largest id found), at the labels' native
+        resolution: what rare-class sampling draws from. Reads every label map once."""
+        if self.labels is None:
+            raise ValueError("class_pixel_counts needs labels; this dataset is unlabelled.")
+        table = np.zeros((len(self.keys), ignore_index), dtype=np.int64)
+        for row, key in enumerate(self.keys):
+            ids = np.asarray(self.labels[key]()).ravel()
+            table[row] = np.bincount(ids[ids < ignore_index].astype(np.int64), minlength=ignore_index)
+        present = np.flatnonzero(table.sum(axis=0))
+        return table[:, : present.max() + 1 if present.size else 1]
+
     def __getitem__(self, index: int) -> dict[str, Any]:
         item: dict[str, Any] = {
             "image": normalise_image(load_image(self.image_paths[index], self.size)),

@@ -50,7 +50,14 @@ from adaptseg.training.distributed import (
 from adaptseg.training.precision import DEVICES, PRECISIONS, Amp, resolve_device, resolve_precision
 from adaptseg.training.precision_probe import PrecisionChoice, choose_precision
 from adaptseg.training.schedules import apply_poly_lr, make_discriminator_optimizer, make_segmenter_optimizer
-from adaptseg.training.streams import batch_stream, seed_everything, to_device
+from adaptseg.training.streams import (
+    ClassDraw,
+    RareClassSampling,
+    batch_stream,
+    class_pixel_counts,
+    seed_everything,
+    to_device,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -223,9 +230,12 @@ class EngineConfig:
     eval_metric: str = "eval"
     eval_mode: str = "max"
     patience: int | None = None
+    rare_class_sampling: RareClassSampling | None = None  # {temperature, min_share}: source drawn class first
 
     def __post_init__(self) -> None:
         self.betas_discriminator = tuple(float(b) for b in self.betas_discriminator)
+        if isinstance(self.rare_class_sampling, Mapping):
+            self.rare_class_sampling = RareClassSampling.from_dict(self.rare_class_sampling)
         if self.checkpoint_dir is not None:
             self.checkpoint_dir = str(self.checkpoint_dir)
         problems = []
@@ -453,7 +463,8 @@ class _Run:
             torch.backends.cudnn.deterministic = config.deterministic
         seed_everything(config.seed)
         self.identity = {
-            "engine": {name: getattr(config, name) for name in TRAJECTORY_FIELDS},
+            "engine": {name: getattr(config, name) for name in TRAJECTORY_FIELDS}
+            | ({"rare_class_sampling": config.rare_class_sampling.to_dict()} if config.rare_class_sampling else {}),
             "method": method_name(method),
             "method_config": method_config.to_dict() if hasattr(method_config, "to_dict") else dict(method_config or {}),
             "start_digest": state_digest(models[SEGMENTER].state_dict()),
@@ -555,11 +566,12 @@ class _Run:
             return
         if self.method.TARGET_BATCHES and target is None:
             raise ValueError(f"{method_name(self.method)} reads target images: pass target_dataset to the engine.")
+        draws = {"source": self.rare_class_draw(source)}
         streams = {
             domain: batch_stream(
                 dataset, domain, batch_size=self.config.batch_size, seed=self.config.seed,
                 num_workers=self.config.num_workers, start_step=self.done, stop_step=stop_step, device=self.device,
-                rank=self.world.rank, world_size=self.world.size,
+                rank=self.world.rank, world_size=self.world.size, draw=draws.get(domain),
             )
             for domain, dataset in (("source", source), ("target", target))
             if domain == "source" or self.method.TARGET_BATCHES
@@ -593,6 +605,14 @@ class _Run:
                     break
         finally:
             progress.close()
+
+    def rare_class_draw(self, source: Dataset) -> ClassDraw | None:
+        """Rare-class sampling's draw over the source images, when the engine block asks for it."""
+        if self.config.rare_class_sampling is None:
+            return None
+        draw = ClassDraw(class_pixel_counts(source), self.config.rare_class_sampling)
+        logger.info("Rare-class sampling of %s: class probabilities %s.", self.label, draw.describe())
+        return draw
 
     def iteration(self, step: int, streams: Mapping[str, Iterator[dict]]) -> None:
         """One iteration: poly learning rates, the method's step, the NaN guard, the optimiser steps; its

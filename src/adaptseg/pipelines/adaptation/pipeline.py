@@ -31,6 +31,7 @@ NAMESPACES: dict[str, str] = {
     "dacs_from_multi": "adaptsegnet_multi.model",
     "dacs_from_adabn": "adabn.model",
     "dacs_mic": PRETRAINED,
+    "dacs_rcs": PRETRAINED,
 }
 
 #: The namespaces ``__default__`` trains (``make run`` keeps within its time budget with these).
