@@ -76,7 +76,7 @@ class DictDataset(Dataset):
     def __len__(self):
         return len(self.images)
 
-    def class_pixel_counts(self):
+    def class_pixel_counts(self, progress=False):
         """Per-image class pixel counts, as SegmentationDataset gives rare-class sampling."""
         return np.stack([np.bincount(label[label != 255].numpy(), minlength=NUM_CLASSES) for label in self.labels])
 

@@ -610,7 +610,8 @@ class _Run:
         """Rare-class sampling's draw over the source images, when the engine block asks for it."""
         if self.config.rare_class_sampling is None:
             return None
-        draw = ClassDraw(class_pixel_counts(source), self.config.rare_class_sampling)
+        counts = class_pixel_counts(source, progress=self.config.progress and self.world.is_main)
+        draw = ClassDraw(counts, self.config.rare_class_sampling)
         logger.info("Rare-class sampling of %s: class probabilities %s.", self.label, draw.describe())
         return draw
 

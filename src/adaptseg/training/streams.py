@@ -97,7 +97,7 @@ class ClassDraw:
         return ", ".join(f"{(names or {}).get(c, c)} {p:.3f}" for c, p in ranked)
 
 
-def class_pixel_counts(dataset: Dataset) -> np.ndarray:
+def class_pixel_counts(dataset: Dataset, progress: bool = False) -> np.ndarray:
     """Per-image class pixel counts (N×K) of a labelled dataset that offers them (``class_pixel_counts()``)."""
     counts = getattr(dataset, "class_pixel_counts", None)
     if counts is None:
@@ -105,7 +105,7 @@ def class_pixel_counts(dataset: Dataset) -> np.ndarray:
             f"Rare-class sampling needs the source dataset's class pixel counts; {type(dataset).__name__} has no "
             "class_pixel_counts() (SegmentationDataset with labels has)."
         )
-    return counts()
+    return counts(progress=progress)
 
 
 class StreamSampler(Sampler[int]):
