@@ -13,7 +13,9 @@ plug-in of DAFormer/HRDA's DACS-style self-training. The student also sees each 
 ``mask_ratio`` of its ``mask_block``-pixel patches blanked (set to the mean colour) and learns the teacher's
 pseudo-labels of the whole image there, with the same confidence weight: it has to recognise a class from its
 context when the class's own pixels are hidden. MIC's defaults: ratio 0.7, block 64 px at 512–1024 px crops
-(an eighth of a 512 crop; 32 px here at 256 px). Published on DeepLab-v2 (with HRDA) GTA5→Cityscapes +1.2 mIoU.
+(an eighth of a 512 crop; 32 px here at 256 px), λ 1, the host's pseudo-labels and weights, the masked image
+colour-augmented like the mixed ones (its ``separatetrgaug`` mode). Published: 75.9 mIoU GTA5→Cityscapes with
+HRDA on a MiT-B5 transformer, +2.1 over HRDA.
 
 Every random choice (classes, jitter, blur) draws from torch's global generator, which checkpoints save, so
 a resumed run mixes exactly as the uninterrupted one.
