@@ -7,6 +7,7 @@ from kedro.framework.session import KedroSession
 from kedro.framework.startup import bootstrap_project
 
 from adaptseg.pipelines.evaluation.pipeline import DEFAULT_MODELS as MODELS
+from adaptseg.training import load_checkpoint
 
 TINY = {
     "synthesis": {
@@ -141,6 +142,9 @@ def test_every_namespace_trains_and_is_evaluated_and_reported(project_copy):
         "fda", "fda_beta05", "fda_beta09"]
     history = json.loads((data / "07_model_output/dacs/history.json").read_text())
     assert {"loss_seg", "loss_mix", "confident_fraction"} <= set(history)
+    assert "loss_masked" in json.loads((data / "07_model_output/dacs_mic/history.json").read_text())
+    rcs = load_checkpoint(data / "06_models/runs/dacs_rcs/last.pt")["config"]["engine"]["rare_class_sampling"]
+    assert rcs == {"temperature": 0.01, "min_share": 0.0015}  # the namespace's own, kept under the tiny engine
     comparison = (data / "08_reporting/comparison.md").read_text()
     assert all(f"`{name}`" in comparison for name in (*NAMESPACES, *ENSEMBLES))
 
