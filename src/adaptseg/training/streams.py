@@ -92,9 +92,10 @@ class ClassDraw:
         picks = torch.rand(size, generator=generator, dtype=torch.float64)
         return [int(self.images[k][int(u * len(self.images[k]))]) for k, u in zip(drawn.tolist(), picks.tolist())]
 
-    def describe(self, names: Mapping[int, str] | None = None) -> str:
+    def describe(self) -> str:
+        """``train id probability`` pairs, most often drawn first (for the log)."""
         ranked = sorted(zip(self.classes, self.probabilities.tolist()), key=lambda item: -item[1])
-        return ", ".join(f"{(names or {}).get(c, c)} {p:.3f}" for c, p in ranked)
+        return ", ".join(f"{c} {p:.3f}" for c, p in ranked)
 
 
 def class_pixel_counts(dataset: Dataset, progress: bool = False) -> np.ndarray:
