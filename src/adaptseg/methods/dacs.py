@@ -207,6 +207,7 @@ def step(models: Mapping[str, nn.Module], batch: Mapping, config: Config, amp: A
         with amp.autocast():
             teacher_logits = models[TEACHER](target["image"])["out"]
         confidence, pseudo = softmax_upsampled(teacher_logits, size, config.align_corners).max(dim=1)
+        confident = (confidence > config.confidence).float().mean()  # the target loss weight, and a logged curve
         mixed, labels, weights = class_mix(source["image"], source["label"], target["image"], pseudo, confidence, config)
     channels_last = not target["image"].is_contiguous()  # the engine's layout, kept for the student's inputs
     logged["loss_mix"] = _student_loss(
@@ -216,11 +217,10 @@ def step(models: Mapping[str, nn.Module], batch: Mapping, config: Config, amp: A
         with torch.no_grad():
             blank = patch_mask(len(pseudo), size, config.mask_block, config.mask_ratio, target["image"].device)
             masked = strong_augment(target["image"], config) * blank
-            confident = (confidence > config.confidence).float().mean().expand_as(confidence)
         logged["loss_masked"] = _student_loss(
-            models, masked, pseudo, confident, config.lambda_masked, config, amp, channels_last
+            models, masked, pseudo, confident.expand_as(confidence), config.lambda_masked, config, amp, channels_last
         )
-    logged["confident_fraction"] = (confidence > config.confidence).float().mean()
+    logged["confident_fraction"] = confident
     return logged
 
 
