@@ -38,6 +38,12 @@ def test_draws_repeat_per_block_and_favour_images_of_rare_classes():
     assert shares[3] > 0.5 and shares[1] < 0.01 and shares[2] < 0.01
 
 
+def test_the_log_names_the_classes_of_a_known_protocol_and_gives_train_ids_otherwise():
+    assert ClassDraw(COUNTS, RareClassSampling(temperature=0.1)).describe().startswith("2 0.")
+    counts = np.zeros((2, 19))
+    counts[:, 0], counts[0, 12] = 1000, 10  # road everywhere, rider in one image
+    assert ClassDraw(counts, RareClassSampling()).describe() == "rider 1.000, road 0.000"
+
 def test_a_resumed_or_sharded_stream_draws_the_same_images():
     draw = ClassDraw(COUNTS, RareClassSampling(temperature=0.5))
     straight = list(StreamSampler(4, 2, 3, "source", 0, 6, draw=draw))

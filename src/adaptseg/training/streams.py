@@ -18,6 +18,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from adaptseg.config import from_mapping
+from adaptseg.data.labels import PROTOCOLS, protocol_class_names
 
 
 def seed_everything(seed: int) -> None:
@@ -77,6 +78,7 @@ class ClassDraw:
             raise ValueError(
                 f"Rare-class sampling needs per-image class pixel counts (N×K, some > 0), got shape {counts.shape}."
             )
+        self.num_classes = counts.shape[1]
         shares = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
         frequency = counts.sum(axis=0) / counts.sum()
         shown = (counts > 0) & (shares >= config.min_share)
@@ -94,9 +96,11 @@ class ClassDraw:
         return [int(self.images[k][int(u * len(self.images[k]))]) for k, u in zip(drawn.tolist(), picks.tolist())]
 
     def describe(self) -> str:
-        """``train id probability`` pairs, most often drawn first (for the log)."""
+        """``class probability`` pairs, most often drawn first (for the log): names where the number of
+        classes is a known protocol (19, 16, 13), train ids otherwise."""
+        names = protocol_class_names(self.num_classes) if self.num_classes in PROTOCOLS else None
         ranked = sorted(zip(self.classes, self.probabilities.tolist()), key=lambda item: -item[1])
-        return ", ".join(f"{c} {p:.3f}" for c, p in ranked)
+        return ", ".join(f"{names[c] if names else c} {p:.3f}" for c, p in ranked)
 
 
 def class_pixel_counts(dataset: Dataset, progress: bool = False) -> np.ndarray:
