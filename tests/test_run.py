@@ -49,6 +49,8 @@ def test_data_pipelines_run_end_to_end(project_copy):
     assert target.groupby("split").size().to_dict() == {"dev": 2, "train": 4, "val": 3}
     assert len(list((data / "03_primary/train_ids/source/train").glob("*.npy"))) == 6
     assert len(list((data / "03_primary/train_ids/target/val").glob("*.npy"))) == 3
+    pixels = pd.read_csv(data / "03_primary/source_class_pixels.csv")
+    assert len(pixels) == 6 and pixels.drop(columns=["key", "made_from"]).sum(axis=1).nunique() == 1  # one image size
     frequencies = pd.read_csv(data / "08_reporting/class_frequencies.csv")
     assert set(frequencies["domain"]) == {"source", "target"}
     assert (data / "08_reporting/class_frequencies.png").stat().st_size > 0

@@ -44,5 +44,11 @@ def test_a_csv_save_that_dies_half_way_keeps_the_old_file(tmp_path, monkeypatch)
 
 def test_missing_none_loads_none_and_a_bad_setting_is_named(tmp_path):
     assert JSONDataset(filepath=str(tmp_path / "x.json"), missing="none").load() is None
+    table = CSVDataset(filepath=str(tmp_path / "x.csv"), missing="none")
+    assert table.load() is None
+    table.save(pd.DataFrame({"a": [1]}))
+    assert table.load()["a"].tolist() == [1]
+    with pytest.raises(Exception, match=r"CSVDataset\(.*y.csv\): missing must be one of"):
+        CSVDataset(filepath=str(tmp_path / "y.csv"), missing="maybe")
     with pytest.raises(Exception, match="missing must be one of"):
         JSONDataset(filepath=str(tmp_path / "x.json"), missing="maybe")

@@ -9,8 +9,11 @@ import pytest
 import torch
 
 from adaptseg.config import ConfigurationError
+from adaptseg.data.layouts import StaleDataError, labels_digest
 from adaptseg.data.torch_datasets import SegmentationDataset
+from adaptseg.io.folder import Derived
 from adaptseg.methods import source_only
+from adaptseg.pipelines.label_remapping.nodes import count_class_pixels
 from adaptseg.training import EngineConfig, train
 from adaptseg.training.streams import ClassDraw, RareClassSampling, StreamSampler
 from tests.tiny_models import DictDataset, build_models
@@ -58,6 +61,28 @@ def test_segmentation_dataset_counts_train_ids_and_skips_ignored_pixels(tmp_path
     dataset = SegmentationDataset(manifest, "train", None, labels={k: (lambda v=v: v) for k, v in maps.items()})
     assert dataset.class_pixel_counts().tolist() == [[2, 0, 3], [1, 3, 0]]
 
+
+def test_the_dataset_takes_label_remappings_table_instead_of_reading_the_labels_and_refuses_a_stale_one(tmp_path):
+    maps = {"train/a": np.array([[0, 0, 255], [2, 2, 2]], np.uint8), "train/b": np.array([[1, 255, 18], [0, 1, 1]], np.uint8)}
+    manifest = pd.DataFrame({"split": "train", "sample_id": ["b", "a"], "image_path": ["b.png", "a.png"],
+                             "label_path": [str(tmp_path / "b.png"), str(tmp_path / "a.png")]})
+    labels = Derived({k: (lambda v=v: v) for k, v in maps.items()}, made_from=labels_digest(manifest, 19))
+    table = count_class_pixels(labels, {"num_classes": 19})
+    table.to_csv(tmp_path / "source_class_pixels.csv", index=False)
+    table = pd.read_csv(tmp_path / "source_class_pixels.csv")  # as the catalog gives it back
+    reads = []
+    counting = {k: (lambda v=v, k=k: reads.append(k) or v) for k, v in maps.items()}
+    tabled = SegmentationDataset(manifest, "train", None, labels=Derived(counting, labels.made_from), class_pixels=table)
+    counts = tabled.class_pixel_counts()
+    assert reads == [] and counts.shape == (2, 19)  # rows in the dataset's order (b, a), every class of the protocol
+    np.testing.assert_array_equal(counts, SegmentationDataset(manifest, "train", None, labels=labels).class_pixel_counts())
+    assert ClassDraw(counts, RareClassSampling()).describe().startswith("bicycle 1.000")  # named: a known protocol
+    stale = SegmentationDataset(manifest, "train", None, labels=labels, class_pixels=table.assign(made_from="19-older"))
+    with pytest.raises(StaleDataError, match="label_remapping"):
+        stale.class_pixel_counts()
+    short = SegmentationDataset(manifest, "train", None, labels=labels, class_pixels=table[table["key"] == "train/a"])
+    with pytest.raises(KeyError, match="train/b"):
+        short.class_pixel_counts()
 
 def test_the_engine_trains_on_the_drawn_source_images(tmp_path):
     seen = []

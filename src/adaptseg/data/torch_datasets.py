@@ -58,6 +58,8 @@ class SegmentationDataset(Dataset):
     ``FolderDataset`` gives exactly that); pass ``None`` for unlabelled target training data.
     ``label_size``: ``"input"`` resizes labels to the image size (training: losses at input resolution);
     ``None`` keeps their native resolution (evaluation scores there); or an explicit (W, H).
+    ``class_pixels``: label remapping's per-image class counts of these labels (``count_class_pixels``), so
+    rare-class sampling need not read every label again; ``None`` counts them when asked.
     """
 
     def __init__(
@@ -67,6 +69,7 @@ class SegmentationDataset(Dataset):
         size: Sequence[int] | None,
         labels: Mapping[str, Callable[[], np.ndarray]] | None = None,
         label_size: Sequence[int] | str | None = "input",
+        class_pixels: pd.DataFrame | None = None,
     ) -> None:
         rows = manifest[manifest["split"] == split]
         if rows.empty:
@@ -79,7 +82,7 @@ class SegmentationDataset(Dataset):
             self.label_size = self.size
         else:
             self.label_size = tuple(label_size) if label_size is not None else None
-        self.labels = labels
+        self.labels, self.class_pixels = labels, class_pixels
         made_from = getattr(labels, "made_from", None)
         if made_from is not None:
             protocol = int(made_from.split("-", 1)[0])
@@ -99,16 +102,38 @@ class SegmentationDataset(Dataset):
         return len(self.image_paths)
 
     def class_pixel_counts(self, ignore_index: int = 255, progress: bool = False) -> np.ndarray:
-        """Per-image pixel counts of each train id (N×K, K up to the largest id found), at the labels' native
-        resolution: what rare-class sampling draws from. Reads every label map once (GTA5's 24966: minutes)."""
+        """Per-image pixel counts of each train id (N×K) at the labels' native resolution: what rare-class
+        sampling draws from. From the ``class_pixels`` table when given (K: the protocol's classes), else
+        read from every label map (GTA5's 24966: minutes; K up to the largest id found)."""
         if self.labels is None:
             raise ValueError("class_pixel_counts needs labels; this dataset is unlabelled.")
+        if self.class_pixels is not None:
+            return self._tabled_counts()
         table = np.zeros((len(self.keys), ignore_index), dtype=np.int64)
         for row, key in enumerate(tqdm(self.keys, desc="count classes", unit="label", disable=not progress)):
             ids = np.asarray(self.labels[key]()).ravel()
             table[row] = np.bincount(ids[ids < ignore_index].astype(np.int64), minlength=ignore_index)
         present = np.flatnonzero(table.sum(axis=0))
         return table[:, : present.max() + 1 if present.size else 1]
+
+    def _tabled_counts(self) -> np.ndarray:
+        """This split's rows of the ``class_pixels`` table, checked against the labels they claim to count."""
+        table = self.class_pixels.set_index("key")
+        counted_from = {str(v) for v in table["made_from"].dropna().unique()}
+        made_from = getattr(self.labels, "made_from", None)
+        if made_from is not None and counted_from and counted_from != {made_from}:
+            raise StaleDataError(
+                f"The class pixel table was counted from other labels ({', '.join(sorted(counted_from))}) than "
+                f"the train-id maps now hold ({made_from}). Rerun `kedro run --pipelines label_remapping`."
+            )
+        missing = [key for key in self.keys if key not in table.index]
+        if missing:
+            raise KeyError(
+                f"The class pixel table has no row for {len(missing)} labels, e.g. {missing[:5]}; rerun "
+                "`kedro run --pipelines label_remapping`."
+            )
+        classes = [c for c in table.columns if c not in ("made_from", "ignored")]
+        return table.loc[self.keys, classes].to_numpy(dtype=np.int64)
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         item: dict[str, Any] = {

@@ -39,18 +39,27 @@ def _local_save_path(dataset: Any) -> Path:
     return Path(get_filepath_str(dataset._get_save_path(), dataset._protocol))
 
 
-class JSONDataset(_JSONDataset):
-    """``kedro_datasets.json.JSONDataset`` with atomic saves; ``missing: none`` loads ``None`` when nothing was
-    saved yet."""
+class _MissingAsNone:
+    """``missing: none``: ``load()`` gives ``None`` while nothing was saved."""
 
-    def __init__(self, *args: Any, missing: str = "error", **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._missing_as_none = check_missing(missing, f"JSONDataset({kwargs.get('filepath', args[:1])})")
+    _missing_as_none = False
+
+    def _allow_missing(self, missing: str) -> None:
+        self._missing_as_none = check_missing(missing, f"{type(self).__name__}({self._filepath})")
 
     def load(self) -> Any:
         if self._missing_as_none and not self.exists():
             return None
         return super().load()
+
+
+class JSONDataset(_MissingAsNone, _JSONDataset):
+    """``kedro_datasets.json.JSONDataset`` with atomic saves; ``missing: none`` loads ``None`` when nothing was
+    saved yet."""
+
+    def __init__(self, *args: Any, missing: str = "error", **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._allow_missing(missing)
 
     def save(self, data: Any) -> None:
         with atomic_file(_local_save_path(self)) as tmp, open(tmp, "w", encoding="utf-8") as handle:
@@ -58,8 +67,12 @@ class JSONDataset(_JSONDataset):
         self._invalidate_cache()
 
 
-class CSVDataset(_CSVDataset):
-    """``kedro_datasets.pandas.CSVDataset`` with atomic saves."""
+class CSVDataset(_MissingAsNone, _CSVDataset):
+    """``kedro_datasets.pandas.CSVDataset`` with atomic saves; ``missing: none`` as for JSON."""
+
+    def __init__(self, *args: Any, missing: str = "error", **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._allow_missing(missing)
 
     def save(self, data: pd.DataFrame) -> None:
         with atomic_file(_local_save_path(self)) as tmp:

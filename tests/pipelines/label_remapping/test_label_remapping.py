@@ -6,7 +6,12 @@ from adaptseg.data.labels import label_id_to_train_id_lut
 from adaptseg.data.remap import read_label_ids
 from adaptseg.io.raw_domain import RawDomain
 from adaptseg.pipelines.ingestion.nodes import ingest_source, ingest_target
-from adaptseg.pipelines.label_remapping.nodes import count_class_frequencies, plot_class_frequencies, remap_labels
+from adaptseg.pipelines.label_remapping.nodes import (
+    count_class_frequencies,
+    count_class_pixels,
+    plot_class_frequencies,
+    remap_labels,
+)
 
 
 def test_remapped_maps_equal_the_lookup_of_each_label(gta5_tree):
@@ -34,7 +39,12 @@ def test_class_frequencies_and_plot(gta5_tree, cityscapes_tree):
     target = remap_labels(
         ingest_target(RawDomain("cityscapes", cityscapes_tree), {"required_splits": ["train"], "layout": {}}), options
     )
-    table = count_class_frequencies(source, target, options)
+    source_pixels = count_class_pixels(source, options)
+    assert source_pixels["key"].tolist() == sorted(source) and set(source_pixels["made_from"]) == {source.made_from}
+    first = source["train/00001"]()
+    assert source_pixels.loc[0, "road"] == (first == 0).sum() and source_pixels.loc[0, "ignored"] == (first == 255).sum()
+    assert source_pixels.drop(columns=["key", "made_from"]).to_numpy().sum(axis=1).tolist() == [24 * 40] * 3
+    table = count_class_frequencies(source_pixels, count_class_pixels(target, options), options)
     src = table[(table["domain"] == "source") & (table["split"] == "train")]
     assert src["pixels"].sum() == 3 * 24 * 40
     fractions = src[src["class"] != "ignored"]["fraction"]

@@ -29,12 +29,14 @@ def adapt_to_target(
     target_manifest: pd.DataFrame,
     run: RunFolder,
     params: dict[str, Any],
+    source_class_pixels: pd.DataFrame | None = None,
 ) -> tuple[dict[str, Any], dict[str, list]]:
     """Adapt the ``start`` segmenter to the unlabelled target train images with ``params["method"]``.
 
     ``params``: ``name``, ``method`` (a key of ``adaptseg.methods.METHODS``), ``method_config`` (its knobs),
     ``bn_mode`` ("frozen": statistics fixed from pretraining, the project default; "train": the original's
-    updating statistics), ``input_size`` ({source, target} as (W, H)) and ``engine``.
+    updating statistics), ``input_size`` ({source, target} as (W, H)) and ``engine``. ``source_class_pixels``:
+    the source labels' per-image class counts, for rare-class sampling (``None``: counted from the labels).
     Returns the packed model and its metric history.
     """
     start = require_start(start, params)
@@ -44,7 +46,8 @@ def adapt_to_target(
     seed_everything(engine.seed)
     segmenter = unpack_segmenter(start, bn_mode=params["bn_mode"])
     sizes = params["input_size"]
-    source = SegmentationDataset(source_manifest, "train", sizes["source"], labels=source_train_ids)
+    source = SegmentationDataset(source_manifest, "train", sizes["source"], labels=source_train_ids,
+                                  class_pixels=source_class_pixels)
     target = SegmentationDataset(target_manifest, "train", sizes["target"], labels=None)
     models = {"segmenter": segmenter, **method.build_models(segmenter, config)}
     result = train(

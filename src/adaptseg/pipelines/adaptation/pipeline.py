@@ -37,7 +37,7 @@ NAMESPACES: dict[str, str] = {
 #: The namespaces ``__default__`` trains (``make run`` keeps within its time budget with these).
 DEFAULT_NAMESPACES = ("source_only", "adabn", "adaptsegnet_single", "adaptsegnet_multi")
 
-SHARED_INPUTS = ("source_manifest", "source_train_ids", "target_manifest")
+SHARED_INPUTS = ("source_manifest", "source_train_ids", "target_manifest", "source_class_pixels")
 
 
 def create_template() -> Pipeline:
@@ -45,7 +45,8 @@ def create_template() -> Pipeline:
         [
             Node(
                 adapt_to_target,
-                ["start_model", *SHARED_INPUTS, "run", "params:adaptation"],
+                ["start_model", "source_manifest", "source_train_ids", "target_manifest", "run", "params:adaptation",
+                 "source_class_pixels"],
                 ["model", "history"],
                 name="adapt",
             )

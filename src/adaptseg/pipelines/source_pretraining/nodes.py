@@ -25,17 +25,19 @@ def train_supervised(
     model_spec: dict[str, Any],
     run: RunFolder,
     params: dict[str, Any],
+    class_pixels: pd.DataFrame | None = None,
 ) -> tuple[dict[str, Any], dict[str, list]]:
     """Train a fresh segmenter on the labelled ``params["split"]`` of one domain.
 
     ``params``: ``name`` (MLflow prefix), ``split``, ``input_size`` (W, H), ``bn_mode``, ``engine``
-    (``EngineConfig`` fields) and ``method_config`` (the source-only knobs: ``lambda_seg``). Returns the
-    packed model and the metric history.
+    (``EngineConfig`` fields) and ``method_config`` (the source-only knobs: ``lambda_seg``). ``class_pixels``:
+    the labels' per-image class counts, for rare-class sampling (``None``: counted from the labels). Returns
+    the packed model and the metric history.
     """
     engine = engine_config(params, run)
     seed_everything(engine.seed)  # the network's initialisation is part of the run's seed
     segmenter = build_from_spec({**model_spec, "options": {**model_spec.get("options", {}), "bn_mode": params["bn_mode"]}})
-    return _train_labelled(segmenter, model_spec, manifest, train_ids, run, params)
+    return _train_labelled(segmenter, model_spec, manifest, train_ids, run, params, class_pixels)
 
 
 def finetune_supervised(
@@ -44,6 +46,7 @@ def finetune_supervised(
     train_ids: Mapping[str, Callable[[], np.ndarray]],
     run: RunFolder,
     params: dict[str, Any],
+    class_pixels: pd.DataFrame | None = None,
 ) -> tuple[dict[str, Any], dict[str, list]]:
     """Fine-tune a packed model on the labelled ``params["split"]`` of one domain (same ``params`` as
     ``train_supervised``).
@@ -55,7 +58,9 @@ def finetune_supervised(
     start = require_start(start, params)
     seed_everything(engine_config(params, run).seed)
     segmenter = unpack_segmenter(start, bn_mode=params["bn_mode"])
-    return _train_labelled(segmenter, start["spec"], manifest, train_ids, run, params, start_step=start.get("step"))
+    return _train_labelled(
+        segmenter, start["spec"], manifest, train_ids, run, params, class_pixels, start_step=start.get("step")
+    )
 
 
 def _train_labelled(
@@ -65,10 +70,12 @@ def _train_labelled(
     train_ids: Mapping[str, Callable[[], np.ndarray]],
     run: RunFolder,
     params: dict[str, Any],
+    class_pixels: pd.DataFrame | None,
     **pack_extra: Any,
 ) -> tuple[dict[str, Any], dict[str, list]]:
     engine = engine_config(params, run)
-    dataset = SegmentationDataset(manifest, params["split"], params["input_size"], labels=train_ids)
+    dataset = SegmentationDataset(manifest, params["split"], params["input_size"], labels=train_ids,
+                                  class_pixels=class_pixels)
     result = train(
         source_only, {"segmenter": segmenter}, dataset, engine, method_config=params.get("method_config"),
         on_metrics=metrics_logger(params["name"]), label=params["name"],

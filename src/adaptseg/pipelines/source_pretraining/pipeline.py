@@ -20,7 +20,7 @@ def create_template() -> Pipeline:
         [
             Node(
                 train_supervised,
-                ["manifest", "train_ids", "params:model", "run", "params:training"],
+                ["manifest", "train_ids", "params:model", "run", "params:training", "class_pixels"],
                 ["model", "history"],
                 name="train",
             )
@@ -30,7 +30,14 @@ def create_template() -> Pipeline:
 
 def create_finetune_template() -> Pipeline:
     return Pipeline(
-        [Node(finetune_supervised, ["start", "manifest", "train_ids", "run", "params:training"], ["model", "history"], name="finetune")]
+        [
+            Node(
+                finetune_supervised,
+                ["start", "manifest", "train_ids", "run", "params:training", "class_pixels"],
+                ["model", "history"],
+                name="finetune",
+            )
+        ]
     )
 
 
@@ -40,7 +47,8 @@ def create_pipeline(**kwargs) -> Pipeline:
         Pipeline(
             template,
             namespace=namespace,
-            inputs={"manifest": f"{domain}_manifest", "train_ids": f"{domain}_train_ids"},
+            inputs={"manifest": f"{domain}_manifest", "train_ids": f"{domain}_train_ids",
+                    "class_pixels": f"{domain}_class_pixels"},
             parameters={"params:model"},
             tags=["training", namespace],
         )
@@ -49,7 +57,8 @@ def create_pipeline(**kwargs) -> Pipeline:
     finetuned = Pipeline(
         create_finetune_template(),
         namespace="oracle_finetune",
-        inputs={"start": "source_pretraining.model", "manifest": "target_manifest", "train_ids": "target_train_ids"},
+        inputs={"start": "source_pretraining.model", "manifest": "target_manifest", "train_ids": "target_train_ids",
+                "class_pixels": "target_class_pixels"},
         tags=["training", "oracle_finetune"],
     )
     return sum([*trained, finetuned], Pipeline([]))
