@@ -355,7 +355,7 @@ class Study:
             self.run(pipeline, catalog)
         (scope / "done").write_text(json.dumps({"namespace": namespace, "seed": seed, "regime": regime.name,
                                                 "knobs": knobs, "seconds": time.perf_counter() - began,
-                                                "machine": this_machine()}))
+                                                "machine": this_machine(block.get("engine", {}).get("device", "auto"))}))
         logger.info("trained %s (%s, seed %d) in %.0f s -> %s", namespace, regime.name, seed,
                     time.perf_counter() - began, scope)
         return scope
@@ -445,15 +445,16 @@ class Study:
             pd.DataFrame(self.rows).to_csv(tmp, index=False)
 
 
-def this_machine() -> str:
-    """Processor (or GPU) and torch version: fp32 training is reproducible on one machine kind, not across kinds
-    (different kernels round differently, and adversarial training amplifies it), so rows pair within one."""
+def this_machine(device: str = "auto") -> str:
+    """The processor or GPU that ``device`` (the engine's setting) trains on, and the torch version: fp32
+    training is reproducible on one machine kind, not across kinds (different kernels round differently, and
+    adversarial training amplifies it), so rows pair within one."""
     import torch
 
     from adaptseg.training.precision import resolve_device
     from adaptseg.training.precision_probe import machine_name
 
-    return f"{machine_name(resolve_device('auto'))}, torch {torch.__version__}"
+    return f"{machine_name(resolve_device(device))}, torch {torch.__version__}"
 
 
 def _miou(metrics: Mapping, params: Mapping) -> float:

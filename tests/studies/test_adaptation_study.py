@@ -119,3 +119,12 @@ def test_study_on_a_synthia_layout_source_reports_16_and_13_classes(study, tmp_p
     data = next((out / "data").iterdir())
     assert (data / "01_raw/synthetic/synthia/GT/LABELS").is_dir()  # the generator wrote the SYNTHIA layout
     assert set(pd.read_csv(data / "02_intermediate/source_manifest.csv")["kind"]) == {"synthia"}
+
+
+def test_rows_name_the_machine_the_engine_trains_on_not_the_fastest_one_present(study, monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "Some GPU")
+    assert study.this_machine("auto").startswith("Some GPU, torch ")
+    assert "Some GPU" not in study.this_machine("cpu")  # a study pinned to the CPU on a GPU machine
