@@ -436,7 +436,7 @@ class Study:
         self.rows = [r for r in self.rows if (r["seed"], r["regime"], r["method"], r["split"]) != (seed, regime.name, namespace, split)]
         self.rows.append(
             {"seed": seed, "regime": regime.name, "method": namespace, "split": split,
-             "knobs": json.dumps(self.knobs(namespace, regime), sort_keys=True),
+             "adapt_steps": self.plan.steps["adapt"], "knobs": json.dumps(self.knobs(namespace, regime), sort_keys=True),
              "machine": self.trained_on(namespace, seed, regime),
              "miou": round(scores["miou"], 3), **narrower, "pixel_accuracy": round(scores["pixel_accuracy"], 3)}
             | {f"iou.{k}": v for k, v in scores["iou"].items()}
@@ -523,6 +523,7 @@ def main(argv: list[str] | None = None) -> None:
     mlflow.set_tracking_uri(os.environ.get("MLFLOW_TRACKING_URI", "sqlite:///mlflow.db"))
     mlflow.set_experiment(settings["name"])
     study = Study(params, catalog_config, plan, out, args.quiet)
+    study.rows = rows_of_other_budgets(out / "results.csv", plan.steps["adapt"])
     if (out / "selection.json").is_file():
         study.selection = json.loads((out / "selection.json").read_text())
     started = time.perf_counter()
@@ -545,6 +546,7 @@ def write_summary(
     from adaptseg.reporting.study_summary import summarise_study
 
     out.mkdir(parents=True, exist_ok=True)
+    rows = label_budgets(rows, settings["adapt_steps"])
     for protocol in (None, *protocols):
         summary = summarise_study(
             rows, split="val", order=settings["namespaces"], baselines=settings.get("baselines", ["source_only"]),
@@ -556,6 +558,33 @@ def write_summary(
         summary["figure"].savefig(out / f"{stem}.png", dpi=110, bbox_inches="tight")
         print(summary["markdown"])
     (out / "settings.json").write_text(json.dumps(recorded, indent=2, default=str))
+
+
+def rows_of_other_budgets(results: Path, steps: int) -> list[dict]:
+    """The rows an earlier run at another ``--adapt-steps`` wrote to ``results.csv``: kept, so that one folder
+    compares budgets (the rows of this run's budget are written afresh, as always)."""
+    if not results.is_file():
+        return []
+    rows = pd.read_csv(results)
+    if "adapt_steps" not in rows:
+        return []
+    return rows[rows["adapt_steps"].notna() & (rows["adapt_steps"] != steps)].to_dict("records")
+
+
+def label_budgets(rows: pd.DataFrame, default_steps: int) -> pd.DataFrame:
+    """Rows of several adaptation budgets (results.csv files of runs with other ``--adapt-steps``, concatenated):
+    those of a budget other than the study's default (or, without it, the smallest) summarise as methods of their
+    own, ``<namespace>_<steps>_steps``, which the summary holds against source-only and the oracle at the same
+    budget. Rows without ``adapt_steps`` (studies before 2026-12-05) count as the base budget."""
+    if "adapt_steps" not in rows:
+        return rows
+    budgets = set(rows["adapt_steps"].dropna().astype(int))
+    if len(budgets) <= 1:
+        return rows
+    base = default_steps if default_steps in budgets else min(budgets)
+    other = rows["adapt_steps"].notna() & (rows["adapt_steps"] != base)
+    suffix = "_" + rows["adapt_steps"].fillna(base).astype(int).astype(str) + "_steps"
+    return rows.assign(method=rows["method"].where(~other, rows["method"] + suffix))
 
 
 if __name__ == "__main__":

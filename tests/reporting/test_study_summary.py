@@ -80,3 +80,25 @@ def test_seeds_pair_within_one_machine_and_the_gap_uses_the_methods_own_runs():
     assert fog["paired"]["advent - source_only"]["mean"] == pytest.approx(20) and fog["paired"]["advent - source_only"]["n"] == 3
     assert fog["gap_closed"]["advent"] == pytest.approx(0.5)  # (41..43 − 21..23) / (61..63 − 21..23), intel only
     assert fog["machines"] == ["amd", "intel"] and "`fog` holds runs of 2 machines" in summary["markdown"]
+
+
+def test_a_longer_run_is_held_against_source_only_and_the_oracle_at_its_own_budget():
+    """``dacs_4000_steps`` pairs with ``source_only_4000_steps`` and closes a share of the 4000-step gap;
+    a budget the study lacks a baseline for falls back to the default one."""
+    rows = [
+        {"seed": s, "regime": "none", "method": m, "split": "val", "miou": base + s}
+        for s in (1, 2, 3)
+        for m, base in (("source_only", 40), ("oracle_finetune", 50), ("dacs", 47),
+                        ("source_only_4000_steps", 42), ("oracle_finetune_4000_steps", 62), ("dacs_4000_steps", 60),
+                        ("dacs_2000_steps", 49))
+    ]
+    summary = summarise_study(pd.DataFrame(rows))
+    none = summary["json"]["regimes"]["none"]
+    assert none["gap_closed"]["dacs"] == pytest.approx(0.7)
+    assert none["gap_closed"]["dacs_4000_steps"] == pytest.approx(0.9)  # (60 − 42) / (62 − 42), not (60 − 40) / 10
+    assert none["gap_closed"]["dacs_2000_steps"] == pytest.approx(0.9)  # no 2000-step bounds: the default ones
+    assert none["gap_closed"]["source_only_4000_steps"] == 0
+    assert none["paired"]["dacs_4000_steps - source_only_4000_steps"]["mean"] == pytest.approx(18)
+    assert "dacs_4000_steps - source_only" not in none["paired"]
+    grid = summary["markdown"].split("Paired difference with `source_only`")[1].split("\n\n")[1].splitlines()
+    assert "+18.0*" in grid[2]

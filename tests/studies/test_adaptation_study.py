@@ -102,6 +102,25 @@ def test_summarise_only_writes_the_summary_of_existing_rows(study, tmp_path):
     assert not (tmp_path / "runs").exists() and not (tmp_path / "data").exists()  # nothing trained or generated
 
 
+def test_rows_of_a_longer_budget_summarise_as_their_own_methods_against_their_own_bounds(study, tmp_path):
+    rows = [
+        {"seed": s, "regime": "none", "method": m, "split": "val", "adapt_steps": steps, "miou": base + s}
+        for s in (1, 2, 3)
+        for steps, shift in ((1000, 0), (4000, 10))
+        for m, base in (("source_only", 40.0 + shift / 5), ("dacs", 46.0 + shift), ("oracle_finetune", 50.0 + shift))
+    ]
+    pd.DataFrame(rows).to_csv(tmp_path / "results.csv", index=False)
+    study.main(["--summarise-only", "--out", str(tmp_path)])
+    summary = json.loads((tmp_path / "summary.json").read_text())["regimes"]["none"]
+    assert summary["gap_closed"]["dacs"] == pytest.approx(0.6)
+    assert summary["gap_closed"]["dacs_4000_steps"] == pytest.approx(14 / 18)  # (56 − 42) / (60 − 42)
+    assert summary["paired"]["dacs_4000_steps - source_only_4000_steps"]["mean"] == pytest.approx(14)
+    kept = study.rows_of_other_budgets(tmp_path / "results.csv", 4000)
+    assert {r["adapt_steps"] for r in kept} == {1000} and len(kept) == 9  # a 4000-step run keeps the 1000-step rows
+    one_budget = study.label_budgets(pd.DataFrame(rows[:9]).assign(adapt_steps=4000), 1000)
+    assert set(one_budget["method"]) == {"source_only", "dacs", "oracle_finetune"}  # one budget: names unchanged
+
+
 def test_summarise_only_without_results_names_the_file(study, tmp_path):
     with pytest.raises(SystemExit, match="results.csv does not exist"):
         study.main(["--summarise-only", "--out", str(tmp_path / "empty")])

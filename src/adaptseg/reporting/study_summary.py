@@ -8,7 +8,8 @@ checkpoint, same data order) remove the variance the methods share.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+import re
+from collections.abc import Collection, Sequence
 
 import matplotlib
 
@@ -24,6 +25,16 @@ T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8:
 #: The method whose gain over source-only is the ceiling of "gap closed".
 UPPER_BOUND = "oracle_finetune"
 SOURCE_ONLY = "source_only"
+#: A run at another adaptation budget than the study's default is labelled ``<namespace>_<steps>_steps``.
+BUDGET = re.compile(r"_\d+_steps$")
+
+
+def at_budget_of(method: str, baseline: str, present: Collection[str]) -> str:
+    """``baseline`` at ``method``'s adaptation budget where the study has it (``dacs_4000_steps`` is held against
+    ``source_only_4000_steps``), else ``baseline`` itself: a longer run is never credited with its extra steps."""
+    budget = BUDGET.search(method)
+    matched = baseline + budget.group() if budget and not BUDGET.search(baseline) else baseline
+    return matched if matched in present else baseline
 
 
 def t95(dof: int) -> float:
@@ -75,7 +86,8 @@ def summarise_study(
         index=["regime", "seed", "machine"], columns="method", values=value
     )
     pairs: list[tuple[str, str]] = []
-    for a, b in [(m, b) for b in baselines for m in methods if m != b] + [tuple(p) for p in comparisons]:
+    matched = [(m, at_budget_of(m, b, present)) for b in baselines for m in methods]
+    for a, b in [(m, b) for m, b in matched if m != b] + [tuple(p) for p in comparisons]:
         if (a, b) not in pairs and (b, a) not in pairs:
             pairs.append((a, b))
     summary: dict = {"split": split, "value": value, "regimes": {}}
@@ -103,7 +115,8 @@ def summarise_study(
                 f"`{regime}` holds runs of {len(kinds)} machines ({'; '.join(sorted(kinds))}); seeds pair within one."
             )
     lines += [""] + notes if notes else []
-    lines += ["", f"Share of the gap between `{SOURCE_ONLY}` and `{UPPER_BOUND}` each method closes (means):", ""]
+    lines += ["", f"Share of the gap between `{SOURCE_ONLY}` and `{UPPER_BOUND}` each method closes (means; both at "
+              "the method's budget where the study has them):", ""]
     lines += ["| regime | " + " | ".join(methods) + " |", "|---" * (len(methods) + 1) + "|"]
     for regime in regimes:
         gap = summary["regimes"][regime]["gap_closed"]
@@ -127,7 +140,7 @@ def _difference_grid(summary: dict, methods: list[str], regimes: list[str], base
     for regime in regimes:
         paired, cells = summary["regimes"][regime]["paired"], []
         for m in others:
-            d = paired.get(f"{m} - {baseline}")  # pairs exist only where two or more seeds pair
+            d = paired.get(f"{m} - {at_budget_of(m, baseline, methods)}")  # where two or more seeds pair
             if d is None:
                 cells.append("–")
                 continue
@@ -143,16 +156,18 @@ def _excludes_zero(difference: dict) -> bool:
 
 
 def _gap_closed(part: pd.DataFrame) -> dict[str, float]:
-    """(method − source-only) / (fine-tuned oracle − source-only), the means over the runs (seed, machine) where
-    all three exist, so that a method run on fewer seeds or another machine is set against its own bounds."""
-    if SOURCE_ONLY not in part or UPPER_BOUND not in part:
-        return {}
-    gaps = {}
-    for method in part.columns:
-        both = part[list(dict.fromkeys([method, SOURCE_ONLY, UPPER_BOUND]))].dropna()
-        low, high = both[SOURCE_ONLY].mean(), both[UPPER_BOUND].mean()
-        if len(both) and high > low:
-            gaps[method] = float((both[method].mean() - low) / (high - low))
+    """(method − source-only) / (fine-tuned oracle − source-only), both bounds at the method's budget where the
+    study has them; the means over the runs (seed, machine) where all three exist, so that a method run on fewer
+    seeds or another machine is set against its own bounds."""
+    gaps, ran = {}, [m for m in part.columns if part[m].notna().any()]
+    for method in ran:
+        low, high = (at_budget_of(method, bound, ran) for bound in (SOURCE_ONLY, UPPER_BOUND))
+        if low not in part or high not in part:
+            continue
+        both = part[list(dict.fromkeys([method, low, high]))].dropna()
+        floor, ceiling = both[low].mean(), both[high].mean()
+        if len(both) and ceiling > floor:
+            gaps[method] = float((both[method].mean() - floor) / (ceiling - floor))
     return gaps
 
 
