@@ -543,7 +543,7 @@ def write_summary(
 ) -> None:
     """summary.md / .json / .png (and summary_<protocol>.* per narrower protocol) of the study's ``val`` rows,
     and settings.json, beside results.csv."""
-    from adaptseg.reporting.study_summary import summarise_study
+    from adaptseg.reporting.study_summary import budget_figure, summarise_study
 
     out.mkdir(parents=True, exist_ok=True)
     rows = label_budgets(rows, settings["adapt_steps"])
@@ -557,6 +557,9 @@ def write_summary(
         (out / f"{stem}.md").write_text(summary["markdown"])
         summary["figure"].savefig(out / f"{stem}.png", dpi=110, bbox_inches="tight")
         print(summary["markdown"])
+        budgets = budget_figure(summary["json"], settings["adapt_steps"])
+        if budgets is not None:
+            budgets.savefig(out / f"{stem}_budgets.png", dpi=110, bbox_inches="tight")
     (out / "settings.json").write_text(json.dumps(recorded, indent=2, default=str))
 
 

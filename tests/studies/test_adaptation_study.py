@@ -97,7 +97,7 @@ def test_summarise_only_writes_the_summary_of_existing_rows(study, tmp_path):
     study.main(["--summarise-only", "--out", str(tmp_path)])
     assert "| none | 3 | 42.0 ± 1.0 |" in (tmp_path / "summary.md").read_text()
     assert "adaptsegnet_multi - source_only" in (tmp_path / "summary.json").read_text()
-    assert (tmp_path / "summary.png").stat().st_size > 0
+    assert (tmp_path / "summary.png").stat().st_size > 0 and not (tmp_path / "summary_budgets.png").exists()
     assert json.loads((tmp_path / "settings.json").read_text())["argv"][0] == "--summarise-only"
     assert not (tmp_path / "runs").exists() and not (tmp_path / "data").exists()  # nothing trained or generated
 
@@ -115,6 +115,7 @@ def test_rows_of_a_longer_budget_summarise_as_their_own_methods_against_their_ow
     assert summary["gap_closed"]["dacs"] == pytest.approx(0.6)
     assert summary["gap_closed"]["dacs_4000_steps"] == pytest.approx(14 / 18)  # (56 − 42) / (60 − 42)
     assert summary["paired"]["dacs_4000_steps - source_only_4000_steps"]["mean"] == pytest.approx(14)
+    assert (tmp_path / "summary_budgets.png").stat().st_size > 0  # mIoU and gap closed against steps
     kept = study.rows_of_other_budgets(tmp_path / "results.csv", 4000)
     assert {r["adapt_steps"] for r in kept} == {1000} and len(kept) == 9  # a 4000-step run keeps the 1000-step rows
     one_budget = study.label_budgets(pd.DataFrame(rows[:9]).assign(adapt_steps=4000), 1000)

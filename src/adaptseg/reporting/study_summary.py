@@ -206,3 +206,45 @@ def _gap_grid(ax, summary: dict, methods: list[str], regimes: list[str]) -> None
     ax.set_yticks(np.arange(len(regimes)), regimes, fontsize=8)
     ax.set_title(f"% of the gap between {SOURCE_ONLY} and {UPPER_BOUND} closed (mean over seeds; blank: not run)",
                  fontsize=9)
+
+
+def budget_figure(summary: dict, default_steps: int):
+    """mIoU (mean ± std) and the share of the gap closed against adaptation steps, one line per namespace, for
+    each regime run at several budgets; ``None`` when none was. Whether a method's share of the gap keeps growing
+    with steps is the question a single budget cannot answer."""
+    curves: dict[str, dict[str, list]] = {}
+    for regime, part in summary["regimes"].items():
+        for label, stats in part["methods"].items():
+            if not stats["n"]:
+                continue
+            budget = BUDGET.search(label)
+            steps = int(budget.group().split("_")[1]) if budget else default_steps
+            namespace = label[: budget.start()] if budget else label
+            point = (steps, stats["mean"], stats["std"] if stats["n"] > 1 else 0.0, part["gap_closed"].get(label))
+            curves.setdefault(regime, {}).setdefault(namespace, []).append(point)
+    regimes = [r for r, lines in curves.items() if len({p[0] for points in lines.values() for p in points}) > 1]
+    if not regimes:
+        return None
+    fig, axes = plt.subplots(len(regimes), 2, figsize=(11, 3.8 * len(regimes)), squeeze=False)
+    for (scores, shares), regime in zip(axes, regimes):
+        budgets = sorted({p[0] for points in curves[regime].values() for p in points})
+        for namespace, points in sorted(curves[regime].items()):
+            steps, means, stds, gaps = zip(*sorted(points))
+            drawn = scores.errorbar(steps, means, yerr=stds, marker="o", capsize=3, label=namespace)
+            closed = [(s, 100 * g) for s, g in zip(steps, gaps) if g is not None]
+            if closed and namespace not in (SOURCE_ONLY, UPPER_BOUND):
+                shares.plot(*zip(*closed), marker="o", color=drawn.lines[0].get_color(), label=namespace)
+        for ax in (scores, shares):
+            ax.set_xscale("log", base=2)
+            ax.set_xticks(budgets, [str(b) for b in budgets])
+            ax.minorticks_off()
+            ax.set_xlabel("adaptation steps")
+            ax.grid(alpha=0.3)
+        scores.set_ylabel(f"target {summary['split']} mIoU")
+        scores.set_title(f"regime {regime}: mean ± std over seeds", fontsize=9)
+        shares.axhline(90, color="grey", linestyle="--", linewidth=1)
+        shares.set_ylabel(f"% of the {SOURCE_ONLY} → {UPPER_BOUND} gap")
+        shares.set_title("gap closed, both bounds at the same budget (dashed: 90%)", fontsize=9)
+        scores.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
