@@ -433,7 +433,8 @@ class Study:
         main = str(self.params["model"]["num_classes"])
         scores = metrics["protocols"][main]
         narrower = {f"miou{p}": round(v["miou"], 3) for p, v in metrics["protocols"].items() if p != main}
-        self.rows = [r for r in self.rows if (r["seed"], r["regime"], r["method"], r["split"]) != (seed, regime.name, namespace, split)]
+        key = (seed, regime.name, namespace, split, self.plan.steps["adapt"])  # rows of other budgets stay
+        self.rows = [r for r in self.rows if (r["seed"], r["regime"], r["method"], r["split"], r.get("adapt_steps")) != key]
         self.rows.append(
             {"seed": seed, "regime": regime.name, "method": namespace, "split": split,
              "adapt_steps": self.plan.steps["adapt"], "knobs": json.dumps(self.knobs(namespace, regime), sort_keys=True),

@@ -118,6 +118,15 @@ def test_rows_of_a_longer_budget_summarise_as_their_own_methods_against_their_ow
     assert (tmp_path / "summary_budgets.png").stat().st_size > 0  # mIoU and gap closed against steps
     kept = study.rows_of_other_budgets(tmp_path / "results.csv", 4000)
     assert {r["adapt_steps"] for r in kept} == {1000} and len(kept) == 9  # a 4000-step run keeps the 1000-step rows
+    runner = study.Study.__new__(study.Study)  # record() alone: a 4000-step row replaces only its own budget's
+    runner.rows, runner.out, runner.params = kept, tmp_path, {"model": {"num_classes": 19}}
+    runner.plan = study.Plan([], {}, 1, "dev", 0, {"pretrain": 10, "adapt": 4000})
+    runner.knobs, runner.trained_on = (lambda namespace, regime: {}), (lambda namespace, seed, regime: "here")
+    scores = {"protocols": {"19": {"miou": 61.0, "pixel_accuracy": 90.0, "iou": {}}}}
+    runner.record("dacs", 1, study.Regime("none", {}, [1], ["dacs"]), "val", scores)
+    runner.record("dacs", 1, study.Regime("none", {}, [1], ["dacs"]), "val", scores)
+    written = pd.read_csv(tmp_path / "results.csv")
+    assert len(written) == 10 and written.groupby("adapt_steps").size().to_dict() == {1000: 9, 4000: 1}
     one_budget = study.label_budgets(pd.DataFrame(rows[:9]).assign(adapt_steps=4000), 1000)
     assert set(one_budget["method"]) == {"source_only", "dacs", "oracle_finetune"}  # one budget: names unchanged
 
