@@ -209,9 +209,9 @@ def _gap_grid(ax, summary: dict, methods: list[str], regimes: list[str]) -> None
 
 
 def budget_figure(summary: dict, default_steps: int):
-    """mIoU (mean ± std) and the share of the gap closed against adaptation steps, one line per namespace, for
-    each regime run at several budgets; ``None`` when none was. Whether a method's share of the gap keeps growing
-    with steps is the question a single budget cannot answer."""
+    """mIoU (mean ± std) and the share of the gap closed against adaptation steps, one line per namespace run at
+    two or more budgets, for each regime that has such lines; ``None`` when none has. Whether a method's share of
+    the gap keeps growing with steps is the question a single budget cannot answer."""
     curves: dict[str, dict[str, list]] = {}
     for regime, part in summary["regimes"].items():
         for label, stats in part["methods"].items():
@@ -222,7 +222,8 @@ def budget_figure(summary: dict, default_steps: int):
             namespace = label[: budget.start()] if budget else label
             point = (steps, stats["mean"], stats["std"] if stats["n"] > 1 else 0.0, part["gap_closed"].get(label))
             curves.setdefault(regime, {}).setdefault(namespace, []).append(point)
-    regimes = [r for r, lines in curves.items() if len({p[0] for points in lines.values() for p in points}) > 1]
+    curves = {r: {n: points for n, points in lines.items() if len(points) > 1} for r, lines in curves.items()}
+    regimes = [r for r, lines in curves.items() if lines]
     if not regimes:
         return None
     fig, axes = plt.subplots(len(regimes), 2, figsize=(11, 3.8 * len(regimes)), squeeze=False)
