@@ -547,6 +547,7 @@ def write_summary(
     from adaptseg.reporting.study_summary import budget_figure, summarise_study
 
     out.mkdir(parents=True, exist_ok=True)
+    base = base_budget(rows, settings["adapt_steps"])  # the steps of unlabelled rows, in the tables and the plot
     rows = label_budgets(rows, settings["adapt_steps"])
     for protocol in (None, *protocols):
         summary = summarise_study(
@@ -558,7 +559,7 @@ def write_summary(
         (out / f"{stem}.md").write_text(summary["markdown"])
         summary["figure"].savefig(out / f"{stem}.png", dpi=110, bbox_inches="tight")
         print(summary["markdown"])
-        budgets = budget_figure(summary["json"], settings["adapt_steps"])
+        budgets = budget_figure(summary["json"], base)
         if budgets is not None:
             budgets.savefig(out / f"{stem}_budgets.png", dpi=110, bbox_inches="tight")
     (out / "settings.json").write_text(json.dumps(recorded, indent=2, default=str))
@@ -575,17 +576,21 @@ def rows_of_other_budgets(results: Path, steps: int) -> list[dict]:
     return rows[rows["adapt_steps"].notna() & (rows["adapt_steps"] != steps)].to_dict("records")
 
 
+def base_budget(rows: pd.DataFrame, default_steps: int) -> int:
+    """The budget whose rows keep their namespace's name: the study's default where the rows hold it, else the
+    smallest they hold (a study run wholly at another ``--adapt-steps`` keeps plain names)."""
+    budgets = set(rows["adapt_steps"].dropna().astype(int)) if "adapt_steps" in rows else set()
+    return default_steps if default_steps in budgets or not budgets else min(budgets)
+
+
 def label_budgets(rows: pd.DataFrame, default_steps: int) -> pd.DataFrame:
     """Rows of several adaptation budgets (results.csv files of runs with other ``--adapt-steps``, concatenated):
-    those of a budget other than the study's default (or, without it, the smallest) summarise as methods of their
-    own, ``<namespace>_<steps>_steps``, which the summary holds against source-only and the oracle at the same
-    budget. Rows without ``adapt_steps`` (studies before 2026-12-05) count as the base budget."""
+    those of a budget other than ``base_budget`` summarise as methods of their own, ``<namespace>_<steps>_steps``,
+    which the summary holds against source-only and the oracle at the same budget. Rows without ``adapt_steps``
+    (studies before 2026-12-05) count as the base budget."""
     if "adapt_steps" not in rows:
         return rows
-    budgets = set(rows["adapt_steps"].dropna().astype(int))
-    if len(budgets) <= 1:
-        return rows
-    base = default_steps if default_steps in budgets else min(budgets)
+    base = base_budget(rows, default_steps)
     other = rows["adapt_steps"].notna() & (rows["adapt_steps"] != base)
     suffix = "_" + rows["adapt_steps"].fillna(base).astype(int).astype(str) + "_steps"
     return rows.assign(method=rows["method"].where(~other, rows["method"] + suffix))

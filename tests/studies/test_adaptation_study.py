@@ -129,6 +129,9 @@ def test_rows_of_a_longer_budget_summarise_as_their_own_methods_against_their_ow
     assert len(written) == 10 and written.groupby("adapt_steps").size().to_dict() == {1000: 9, 4000: 1}
     one_budget = study.label_budgets(pd.DataFrame(rows[:9]).assign(adapt_steps=4000), 1000)
     assert set(one_budget["method"]) == {"source_only", "dacs", "oracle_finetune"}  # one budget: names unchanged
+    longer = pd.DataFrame(rows).assign(adapt_steps=lambda r: r["adapt_steps"].replace({1000: 2000}))
+    assert study.base_budget(longer, 1000) == 2000  # no default-budget rows: the 2000-step ones keep plain names
+    assert set(study.label_budgets(longer, 1000)["method"]) >= {"dacs", "dacs_4000_steps"}
 
 
 def test_summarise_only_without_results_names_the_file(study, tmp_path):
