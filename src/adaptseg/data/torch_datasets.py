@@ -18,6 +18,7 @@ from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
 from adaptseg.data.layouts import StaleDataError, labels_digest
+from adaptseg.data.remap import class_pixel_counts as pixels_per_class
 
 #: DeepLab-v2 / AdaptSegNet image mean in B, G, R order.
 IMG_MEAN_BGR = np.array([104.00698793, 116.66876762, 122.67891434], dtype=np.float32)
@@ -109,10 +110,10 @@ class SegmentationDataset(Dataset):
             raise ValueError("class_pixel_counts needs labels; this dataset is unlabelled.")
         if self.class_pixels is not None:
             return self._tabled_counts()
+        keys = tqdm(self.keys, desc="count classes", unit="label", disable=not progress)
         table = np.zeros((len(self.keys), ignore_index), dtype=np.int64)
-        for row, key in enumerate(tqdm(self.keys, desc="count classes", unit="label", disable=not progress)):
-            ids = np.asarray(self.labels[key]()).ravel()
-            table[row] = np.bincount(ids[ids < ignore_index].astype(np.int64), minlength=ignore_index)
+        for row, key in enumerate(keys):
+            table[row] = pixels_per_class(np.asarray(self.labels[key]()), ignore_index)[:-1]
         present = np.flatnonzero(table.sum(axis=0))
         return table[:, : present.max() + 1 if present.size else 1]
 
