@@ -437,7 +437,7 @@ class Study:
         self.rows = [r for r in self.rows if (r["seed"], r["regime"], r["method"], r["split"], r.get("adapt_steps")) != key]
         self.rows.append(
             {"seed": seed, "regime": regime.name, "method": namespace, "split": split,
-             "adapt_steps": self.plan.steps["adapt"], "knobs": json.dumps(self.knobs(namespace, regime), sort_keys=True),
+             "adapt_steps": self.plan.steps["adapt"], "pretrain_steps": self.plan.steps["pretrain"], "knobs": json.dumps(self.knobs(namespace, regime), sort_keys=True),
              "machine": self.trained_on(namespace, seed, regime),
              "miou": round(scores["miou"], 3), **narrower, "pixel_accuracy": round(scores["pixel_accuracy"], 3)}
             | {f"iou.{k}": v for k, v in scores["iou"].items()}
@@ -524,7 +524,7 @@ def main(argv: list[str] | None = None) -> None:
     mlflow.set_tracking_uri(os.environ.get("MLFLOW_TRACKING_URI", "sqlite:///mlflow.db"))
     mlflow.set_experiment(settings["name"])
     study = Study(params, catalog_config, plan, out, args.quiet)
-    study.rows = rows_of_other_budgets(out / "results.csv", plan.steps["adapt"])
+    study.rows = rows_of_other_budgets(out / "results.csv", plan.steps, settings["pretrain_steps"])
     if (out / "selection.json").is_file():
         study.selection = json.loads((out / "selection.json").read_text())
     started = time.perf_counter()
@@ -547,6 +547,7 @@ def write_summary(
     from adaptseg.reporting.study_summary import budget_figure, summarise_study
 
     out.mkdir(parents=True, exist_ok=True)
+    check_one_pretraining(rows, out / "results.csv", settings["pretrain_steps"])
     base = base_budget(rows, settings["adapt_steps"])  # the steps of unlabelled rows, in the tables and the plot
     rows = label_budgets(rows, settings["adapt_steps"])
     for protocol in (None, *protocols):
@@ -565,15 +566,30 @@ def write_summary(
     (out / "settings.json").write_text(json.dumps(recorded, indent=2, default=str))
 
 
-def rows_of_other_budgets(results: Path, steps: int) -> list[dict]:
+def rows_of_other_budgets(results: Path, steps: Mapping[str, int], default_pretrain: int) -> list[dict]:
     """The rows an earlier run at another ``--adapt-steps`` wrote to ``results.csv``: kept, so that one folder
-    compares budgets (the rows of this run's budget are written afresh, as always)."""
+    compares budgets (the rows of this run's budget are written afresh, as always). One folder holds one
+    source-pretraining budget: a run at another ``--pretrain-steps`` is refused, since its models pair with
+    none of the rows there (rows without ``pretrain_steps`` were pretrained for the study's default)."""
     if not results.is_file():
         return []
     rows = pd.read_csv(results)
+    check_one_pretraining(rows, results, default_pretrain, steps["pretrain"])
     if "adapt_steps" not in rows:
         return []
-    return rows[rows["adapt_steps"].notna() & (rows["adapt_steps"] != steps)].to_dict("records")
+    return rows[rows["adapt_steps"].notna() & (rows["adapt_steps"] != steps["adapt"])].to_dict("records")
+
+
+def check_one_pretraining(rows: pd.DataFrame, where: Path, default_pretrain: int, wanted: int | None = None) -> None:
+    """Refuse rows of several source-pretraining budgets (or of another than ``wanted``): budgets of adaptation
+    are told apart in the summary, pretraining budgets are not, and their models never pair."""
+    held = rows["pretrain_steps"].fillna(default_pretrain) if "pretrain_steps" in rows else pd.Series([default_pretrain])
+    budgets = sorted(set(held.astype(int)) | ({int(wanted)} if wanted is not None else set()))
+    if len(budgets) > 1:
+        raise SystemExit(
+            f"{where}: rows of source pretraining for {budgets} steps; one results.csv holds one pretraining budget "
+            "(their models never pair). Give this run another --out."
+        )
 
 
 def base_budget(rows: pd.DataFrame, default_steps: int) -> int:

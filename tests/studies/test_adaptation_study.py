@@ -116,7 +116,7 @@ def test_rows_of_a_longer_budget_summarise_as_their_own_methods_against_their_ow
     assert summary["gap_closed"]["dacs_4000_steps"] == pytest.approx(14 / 18)  # (56 − 42) / (60 − 42)
     assert summary["paired"]["dacs_4000_steps - source_only_4000_steps"]["mean"] == pytest.approx(14)
     assert (tmp_path / "summary_budgets.png").stat().st_size > 0  # mIoU and gap closed against steps
-    kept = study.rows_of_other_budgets(tmp_path / "results.csv", 4000)
+    kept = study.rows_of_other_budgets(tmp_path / "results.csv", {"pretrain": 10, "adapt": 4000}, 10)
     assert {r["adapt_steps"] for r in kept} == {1000} and len(kept) == 9  # a 4000-step run keeps the 1000-step rows
     runner = study.Study.__new__(study.Study)  # record() alone: a 4000-step row replaces only its own budget's
     runner.rows, runner.out, runner.params = kept, tmp_path, {"model": {"num_classes": 19}}
@@ -160,3 +160,18 @@ def test_rows_name_the_machine_the_engine_trains_on_not_the_fastest_one_present(
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "Some GPU")
     assert study.this_machine("auto").startswith("Some GPU, torch ")
     assert "Some GPU" not in study.this_machine("cpu")  # a study pinned to the CPU on a GPU machine
+
+
+def test_one_results_file_holds_one_pretraining_budget(study, tmp_path):
+    rows = [{"seed": 1, "regime": "none", "method": m, "split": "val", "adapt_steps": 1000, "miou": 40.0}
+            for m in ("source_only", "dacs")]
+    pd.DataFrame(rows).to_csv(tmp_path / "results.csv", index=False)  # before rows said their pretraining
+    assert len(study.rows_of_other_budgets(tmp_path / "results.csv", {"pretrain": 50, "adapt": 2000}, 50)) == 2
+    with pytest.raises(SystemExit, match=r"results.csv: rows of source pretraining for \[50, 80\] steps"):
+        study.rows_of_other_budgets(tmp_path / "results.csv", {"pretrain": 80, "adapt": 2000}, 50)
+    pd.DataFrame([rows[0] | {"pretrain_steps": 50}, rows[1] | {"pretrain_steps": 80}]).to_csv(
+        tmp_path / "results.csv", index=False
+    )  # two folders concatenated by hand
+    with pytest.raises(SystemExit, match="one pretraining budget"):
+        study.main(["--summarise-only", "--out", str(tmp_path)])
+    assert not (tmp_path / "summary.md").exists()
