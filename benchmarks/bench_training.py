@@ -21,6 +21,7 @@ import time
 from types import ModuleType
 from typing import Any
 
+import numpy as np
 import torch
 from torch.utils.data import Dataset
 
@@ -51,16 +52,37 @@ class RandomImages(Dataset):
 def _segmenter_and_method(spec: dict) -> tuple[ModuleType, Any, dict[str, torch.nn.Module]]:
     """The method, its config and freshly initialised models (seed 0) of ``spec``."""
     from adaptseg.methods import get_method
-    from adaptseg.models import build_segmenter, cpu_kernels
+    from adaptseg.models import build_segmenter, conv_bn, cpu_kernels
 
     cpu_kernels.ENABLED = spec.get("matmul_kernels", True)
+    conv_bn.ENABLED = spec.get("fold_bn", True)
     torch.manual_seed(0)
     arch = spec["arch"]
     options = {"depth": 18, "width": 32} if arch == "deeplabv2_small" else {}
     method = get_method(spec.get("method", "adaptsegnet"))
     method_config = method.Config.from_dict(spec.get("method_config"))
     segmenter = build_segmenter(arch, 19, multi_level=True, bn_mode=spec.get("bn_mode", "train"), **options)
+    if segmenter.bn_mode == "frozen" and arch == "deeplabv2_small":
+        _estimate_bn_statistics(segmenter, tuple(spec.get("target_size", TARGET_SIZE)))
     return method, method_config, {"segmenter": segmenter, **method.build_models(segmenter, method_config)}
+
+
+def _estimate_bn_statistics(segmenter: torch.nn.Module, size: tuple[int, int]) -> None:
+    """Frozen BatchNorm as a pretrained model has it: statistics of one random image, on the CPU before the
+    engine moves the model. For the small network (He init): with a fresh network's mean 0 and variance 1 its
+    activations grow layer by layer and the step diverged to NaN by step 5. ResNet-101's N(0, 0.01) init keeps
+    its activations small and its step finite as it is (estimated statistics made it diverge by step 3)."""
+    segmenter.set_bn_mode("train")
+    for module in segmenter.modules():
+        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+            module.momentum = None  # a plain average over the batches seen: here, the one batch
+            module.reset_running_stats()
+    with torch.no_grad():
+        segmenter(RandomImages(size, False, count=1).images)
+    for module in segmenter.modules():
+        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+            module.momentum = 0.1
+    segmenter.set_bn_mode("frozen")
 
 
 def _datasets(spec: dict) -> tuple[RandomImages, RandomImages]:
@@ -184,6 +206,19 @@ def _step_pair(arch: str, steps: int, warmup: int) -> dict:
     return _compare(fp32, _run(arch=arch, precision="auto", steps=steps, warmup=warmup))
 
 
+def _interleaved(settings: dict[str, dict], rounds: int, **common) -> tuple[dict, dict[str, float]]:
+    """Each setting's step (``common`` + the setting), in rounds that run every setting once, each run its own
+    process; best of the rounds (load from elsewhere only ever slows a run down), every round listed."""
+    runs: dict[str, list[float]] = {name: [] for name in settings}
+    for _ in range(rounds):
+        for name, setting in settings.items():
+            runs[name].append(_run(**common, **setting)["seconds_per_iteration"])
+    best = {name: min(times) for name, times in runs.items()}
+    figures = {f"{name} s/iteration, best of {rounds} (each round)": f"{best[name]:.3f} ({', '.join(f'{t:.3f}' for t in times)})"
+               for name, times in runs.items()}
+    return figures, best
+
+
 def resnet101_cpu_matmul_forms(rounds: int = 3) -> dict:
     """The ResNet-101 step in bf16 with the 1×1 convolutions and the ASPP heads as oneDNN convolutions against
     their matmul forms (``models.cpu_kernels``), fp32 beside them; interleaved rounds, each run its own process."""
@@ -191,16 +226,62 @@ def resnet101_cpu_matmul_forms(rounds: int = 3) -> dict:
         return {"skipped": "no native bf16 on this CPU: the matmul forms only run under CPU bf16 autocast"}
     settings = {"fp32": {"precision": "fp32"}, "bf16 convolutions": {"precision": "bf16", "matmul_kernels": False},
                 "bf16 matmul forms": {"precision": "bf16", "matmul_kernels": True}}
-    runs: dict[str, list[float]] = {name: [] for name in settings}
-    for _ in range(rounds):
-        for name, setting in settings.items():
-            run = _run(arch="deeplabv2_resnet101", steps=6, warmup=3, **setting)
-            runs[name].append(run["seconds_per_iteration"])
-    best = {name: min(times) for name, times in runs.items()}
-    figures = {f"{name} s/iteration, best of {rounds} (each round)": f"{best[name]:.3f} ({', '.join(f'{t:.3f}' for t in times)})"
-               for name, times in runs.items()}
+    figures, best = _interleaved(settings, rounds, arch="deeplabv2_resnet101", steps=6, warmup=3)
     figures["bf16 convolutions: speed-up over fp32"] = round(best["fp32"] / best["bf16 convolutions"], 2)
     figures["bf16 matmul forms: speed-up over fp32"] = round(best["fp32"] / best["bf16 matmul forms"], 2)
+    return figures
+
+
+#: (network, batch, input H×W) for the folding A/B: ``make run``'s adaptation input, the CPU reference size, and
+#: a quarter of the paper's 1280×720 (where activations, which folding spares a pass over, outweigh the weights).
+FOLDING_CASES = (("deeplabv2_small", 2, (128, 256)), ("deeplabv2_resnet101", 1, (180, 320)),
+                 ("deeplabv2_resnet101", 1, (360, 640)))
+
+
+def frozen_bn_folding(rounds: int = 7, cases: tuple = FOLDING_CASES) -> dict:
+    """Forward + backward of the segmenter with frozen BatchNorm (the adaptation default) as its own layers
+    against folded into the convolutions (``models.conv_bn``), in fp32 and in this machine's fast path (folded
+    there too for the measurement, although the engine does not fold under CPU bf16).
+
+    The two forms alternate in one process on the same model and input, one pass each per round, after a
+    warm-up pass of each; the median of the rounds (a shared 2-core machine's step times drift by ±10% between
+    processes, more than the difference measured here)."""
+    from adaptseg.models import build_segmenter, conv_bn
+
+    precision, channels_last = _fast_path()
+    paths = [("fp32", False)] + ([(precision, channels_last)] if precision != "fp32" else [])
+    figures: dict = {"rounds": rounds}
+    try:
+        for arch, batch, size in cases:
+            options = {"depth": 18, "width": 32} if arch == "deeplabv2_small" else {}
+            torch.manual_seed(0)
+            model = build_segmenter(arch, 19, multi_level=True, bn_mode="frozen", **options)
+            if arch == "deeplabv2_small":
+                _estimate_bn_statistics(model, size)
+            for path, last in paths:
+                form = torch.channels_last if last else torch.contiguous_format
+                model = model.to(memory_format=form)
+                x = torch.randn(batch, 3, *size).contiguous(memory_format=form)
+
+                def once(_: object) -> None:
+                    model.zero_grad(set_to_none=True)
+                    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=path == "bf16"):
+                        out = model(x)
+                    (out["out"].float().square().mean() + out["aux"].float().square().mean()).backward()
+
+                times: dict[bool, list[float]] = {False: [], True: []}
+                for round_ in range(rounds + 1):
+                    for fold in (False, True):
+                        conv_bn.ENABLED = conv_bn.UNDER_CPU_AUTOCAST = fold
+                        seconds = best_seconds_per_item(once, range(1), repeats=1)
+                        if round_:  # round 0 warms both forms up
+                            times[fold].append(seconds)
+                label = f"{arch} {batch}×3×{size[0]}×{size[1]} {path}" + (" channels-last" if last else "")
+                plain, folded = (float(np.median(times[fold])) for fold in (False, True))
+                figures[f"{label}: BN layers / folded s per pass (median)"] = f"{plain:.4f} / {folded:.4f}"
+                figures[f"{label}: folded speed-up"] = round(plain / folded, 3)
+    finally:
+        conv_bn.ENABLED, conv_bn.UNDER_CPU_AUTOCAST = True, False
     return figures
 
 

@@ -33,6 +33,7 @@ BENCHMARKS = {
     "small_adaptation_step": bench_training.small_step,
     "conv_shapes": bench_training.conv_shapes,
     "resnet101_cpu_matmul_forms": bench_training.resnet101_cpu_matmul_forms,
+    "frozen_bn_folding": bench_training.frozen_bn_folding,
     "gpu_step_table": bench_gpu.gpu_step_table,
     "methods_paper_resolution_cuda": bench_training.methods_paper_resolution_cuda,
     "evaluation_route": bench_evaluation.evaluation_route,

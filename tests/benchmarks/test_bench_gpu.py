@@ -144,13 +144,24 @@ def test_the_step_clock_cuda_branch_reads_memory_and_events(monkeypatch):
     assert figures["seconds_per_iteration"] >= 0 and figures["block_seconds_per_iteration"] >= 0
 
 
-def test_a_run_spec_switches_the_cpu_matmul_forms(monkeypatch):
+def test_a_run_spec_switches_the_cpu_matmul_forms_and_batchnorm_folding(monkeypatch):
     import bench_training
 
-    from adaptseg.models import cpu_kernels
+    from adaptseg.models import conv_bn, cpu_kernels
 
     monkeypatch.setattr(cpu_kernels, "ENABLED", True)
-    bench_training._segmenter_and_method({"arch": "deeplabv2_small", "matmul_kernels": False})
-    assert not cpu_kernels.ENABLED  # the convolutions side of resnet101_cpu_matmul_forms
+    monkeypatch.setattr(conv_bn, "ENABLED", True)
+    bench_training._segmenter_and_method({"arch": "deeplabv2_small", "matmul_kernels": False, "fold_bn": False})
+    assert not cpu_kernels.ENABLED and not conv_bn.ENABLED  # the other sides of the two A/B benchmarks
     bench_training._segmenter_and_method({"arch": "deeplabv2_small"})
-    assert cpu_kernels.ENABLED
+    assert cpu_kernels.ENABLED and conv_bn.ENABLED
+
+
+def test_the_folding_benchmark_alternates_the_two_forms_on_one_model():
+    import bench_training
+
+    from adaptseg.models import conv_bn
+
+    figures = bench_training.frozen_bn_folding(rounds=2, cases=(("deeplabv2_small", 1, (32, 48)),))
+    assert figures["deeplabv2_small 1×3×32×48 fp32: folded speed-up"] > 0
+    assert conv_bn.ENABLED and not conv_bn.UNDER_CPU_AUTOCAST  # left as found

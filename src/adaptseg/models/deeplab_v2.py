@@ -28,6 +28,7 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
+from adaptseg.models.conv_bn import conv_bn
 from adaptseg.models.cpu_kernels import PointwiseConv2d, aspp_matmul_path, summed_dilated_convs
 
 BnMode = Literal["frozen", "train"]
@@ -67,10 +68,10 @@ class Bottleneck(nn.Module):
         self.downsample = downsample
 
     def forward(self, x: Tensor) -> Tensor:
-        identity = x if self.downsample is None else self.downsample(x)
-        out = self.relu(self.bn1(self.conv1(x)))
-        out = self.relu(self.bn2(self.conv2(out)))
-        out = self.bn3(self.conv3(out))
+        identity = shortcut(x, self.downsample)
+        out = self.relu(conv_bn(x, self.conv1, self.bn1))
+        out = self.relu(conv_bn(out, self.conv2, self.bn2))
+        out = conv_bn(out, self.conv3, self.bn3)
         return self.relu(out + identity)
 
 
@@ -98,10 +99,15 @@ class BasicBlock(nn.Module):
         self.downsample = downsample
 
     def forward(self, x: Tensor) -> Tensor:
-        identity = x if self.downsample is None else self.downsample(x)
-        out = self.relu(self.bn1(self.conv1(x)))
-        out = self.bn2(self.conv2(out))
+        identity = shortcut(x, self.downsample)
+        out = self.relu(conv_bn(x, self.conv1, self.bn1))
+        out = conv_bn(out, self.conv2, self.bn2)
         return self.relu(out + identity)
+
+
+def shortcut(x: Tensor, downsample: nn.Sequential | None) -> Tensor:
+    """A block's identity, or its projection (a 1×1 convolution and BatchNorm, ``DilatedResNet._make_layer``)."""
+    return x if downsample is None else conv_bn(x, downsample[0], downsample[1])
 
 
 Block = type[Bottleneck] | type[BasicBlock]
@@ -175,7 +181,7 @@ class DilatedResNet(nn.Module):
         return [self.conv1, self.bn1, self.layer1, self.layer2, self.layer3, self.layer4]
 
     def forward(self, x: Tensor) -> dict[str, Tensor]:
-        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        x = self.maxpool(self.relu(conv_bn(x, self.conv1, self.bn1)))
         x = self.layer2(self.layer1(x))
         layer3 = self.layer3(x)
         return {"layer3": layer3, "layer4": self.layer4(layer3)}

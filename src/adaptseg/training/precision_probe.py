@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from adaptseg.models import cpu_kernels
+from adaptseg.models import conv_bn, cpu_kernels
 from adaptseg.training.precision import Amp, resolve_precision
 
 logger = logging.getLogger(__name__)
@@ -67,7 +67,9 @@ def machine_name(device: torch.device) -> str:
 def probe_key(model: nn.Module, input_shape: tuple[int, ...], device: torch.device) -> str:
     parameters = sum(p.numel() for p in model.parameters())
     shape = "x".join(str(s) for s in input_shape)
-    kernels = cpu_kernels.FORMS if cpu_kernels.ENABLED else "convolutions"
+    kernels = (cpu_kernels.FORMS if cpu_kernels.ENABLED else "convolutions") + (
+        f", {conv_bn.FORM}" if conv_bn.ENABLED else ""
+    )
     return (f"{machine_name(device)} | torch {torch.__version__} | {type(model).__name__} {parameters} | {shape} | "
             f"{kernels}")
 
