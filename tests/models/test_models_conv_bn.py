@@ -103,3 +103,11 @@ def test_a_folded_pointwise_convolution_takes_the_folded_weights():
     bn.bias.requires_grad_(False)
     x = torch.randn(2, 6, 9, 10)
     torch.testing.assert_close(conv_bn.conv_bn(x, conv, bn), bn(conv(x)), rtol=1e-5, atol=1e-5)
+
+
+def test_a_model_loaded_under_inference_mode_folds_without_a_version_counter(monkeypatch):
+    with torch.inference_mode():
+        model, x = tiny(BasicBlock).eval(), torch.randn(1, 3, 33, 41)  # every tensor an inference tensor
+        folded = model(x)["out"]
+        monkeypatch.setattr(conv_bn, "ENABLED", False)
+        torch.testing.assert_close(folded, model(x)["out"], rtol=1e-4, atol=1e-5)

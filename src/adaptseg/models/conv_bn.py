@@ -46,16 +46,22 @@ def conv_bn(x: Tensor, conv: nn.Conv2d, bn: nn.BatchNorm2d) -> Tensor:
 def _scale_and_shift(bn: nn.BatchNorm2d) -> tuple[Tensor, Tensor]:
     """``(s, t)`` of a frozen BatchNorm, recomputed only when one of its tensors was changed in place or replaced."""
     tensors = (bn.weight, bn.bias, bn.running_mean, bn.running_var)
-    # inference-mode tensors cannot be saved for a later backward pass: an evaluation's cache is not reused
-    key = tuple((id(t), t._version, t.device, t.dtype) for t in tensors) + (bn.eps, torch.is_inference_mode_enabled())
-    cached = getattr(bn, "_folded", None)
-    if cached is not None and cached[0] == key:
-        return cached[1]
     with torch.no_grad():  # γ and β never train here; no graph to keep
-        scale = bn.weight * torch.rsqrt(bn.running_var + bn.eps)
-        shift = bn.bias - bn.running_mean * scale
-    bn._folded = (key, (scale, shift))
-    return scale, shift
+        if any(t.is_inference() for t in tensors):  # made under inference mode: no version counter to key on
+            return _computed(bn)
+        # inference-mode results cannot be saved for a later backward pass: an evaluation's cache is not reused
+        key = tuple((id(t), t._version, t.device, t.dtype) for t in tensors) + (
+            bn.eps, torch.is_inference_mode_enabled(),
+        )
+        cached = getattr(bn, "_folded", None)
+        if cached is None or cached[0] != key:
+            bn._folded = (key, _computed(bn))
+        return bn._folded[1]
+
+
+def _computed(bn: nn.BatchNorm2d) -> tuple[Tensor, Tensor]:
+    scale = bn.weight * torch.rsqrt(bn.running_var + bn.eps)
+    return scale, bn.bias - bn.running_mean * scale
 
 
 __all__ = ["ENABLED", "FORM", "UNDER_CPU_AUTOCAST", "conv_bn"]
