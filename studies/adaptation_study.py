@@ -42,7 +42,7 @@ import pandas as pd  # noqa: E402
 import yaml  # noqa: E402
 from kedro.pipeline import Pipeline  # noqa: E402
 
-from adaptseg.io.atomic import atomic_file  # noqa: E402
+from adaptseg.io.atomic import atomic_file, exclusive_lock  # noqa: E402
 
 logger = logging.getLogger("adaptation_study")
 PROJECT = Path(__file__).resolve().parents[1]
@@ -399,11 +399,12 @@ class Study:
     def save_selection(self) -> None:
         """selection.json, merged with what other processes sharing ``--out`` chose for other regimes."""
         path = self.out / "selection.json"
-        merged = json.loads(path.read_text()) if path.is_file() else {}
-        for regime, chosen in self.selection.items():
-            merged.setdefault(regime, {}).update(chosen)
-        self.selection = merged
-        write_atomically(path, json.dumps(merged, indent=2))
+        with exclusive_lock(self.out / ".study.lock"):
+            merged = json.loads(path.read_text()) if path.is_file() else {}
+            for regime, chosen in self.selection.items():
+                merged.setdefault(regime, {}).update(chosen)
+            self.selection = merged
+            write_atomically(path, json.dumps(merged, indent=2))
 
     def study(self) -> None:
         started = time.perf_counter()
@@ -433,17 +434,24 @@ class Study:
         main = str(self.params["model"]["num_classes"])
         scores = metrics["protocols"][main]
         narrower = {f"miou{p}": round(v["miou"], 3) for p, v in metrics["protocols"].items() if p != main}
-        key = (seed, regime.name, namespace, split, self.plan.steps["adapt"])  # rows of other budgets stay
-        self.rows = [r for r in self.rows if (r["seed"], r["regime"], r["method"], r["split"], r.get("adapt_steps")) != key]
-        self.rows.append(
+        row = (
             {"seed": seed, "regime": regime.name, "method": namespace, "split": split,
-             "adapt_steps": self.plan.steps["adapt"], "pretrain_steps": self.plan.steps["pretrain"], "knobs": json.dumps(self.knobs(namespace, regime), sort_keys=True),
+             "adapt_steps": self.plan.steps["adapt"], "pretrain_steps": self.plan.steps["pretrain"],
+             "knobs": json.dumps(self.knobs(namespace, regime), sort_keys=True),
              "machine": self.trained_on(namespace, seed, regime),
              "miou": round(scores["miou"], 3), **narrower, "pixel_accuracy": round(scores["pixel_accuracy"], 3)}
             | {f"iou.{k}": v for k, v in scores["iou"].items()}
         )
-        with atomic_file(self.out / "results.csv") as tmp:
-            pd.DataFrame(self.rows).to_csv(tmp, index=False)
+        default_steps = self.params["study"]["adapt_steps"]
+        key = row_key(row, default_steps)
+        results = self.out / "results.csv"
+        # Merged with the file under a lock: processes sharing --out (other seeds, regimes or budgets) each add
+        # their rows; a row replaces only the one with its seed, regime, namespace, split and budget.
+        with exclusive_lock(self.out / ".study.lock"):
+            rows = pd.read_csv(results).to_dict("records") if results.is_file() else self.rows
+            self.rows = [r for r in rows if row_key(r, default_steps) != key] + [row]
+            with atomic_file(results) as tmp:
+                pd.DataFrame(self.rows).to_csv(tmp, index=False)
 
 
 def this_machine(device: str = "auto") -> str:
@@ -524,12 +532,13 @@ def main(argv: list[str] | None = None) -> None:
     mlflow.set_tracking_uri(os.environ.get("MLFLOW_TRACKING_URI", "sqlite:///mlflow.db"))
     mlflow.set_experiment(settings["name"])
     study = Study(params, catalog_config, plan, out, args.quiet)
-    study.rows = rows_of_other_budgets(out / "results.csv", plan.steps, settings["pretrain_steps"])
+    study.rows = existing_rows(out / "results.csv", plan.steps["pretrain"], settings["pretrain_steps"])
     if (out / "selection.json").is_file():
         study.selection = json.loads((out / "selection.json").read_text())
     started = time.perf_counter()
     study.study()
-    write_summary(pd.DataFrame(study.rows), out, settings,
+    results = out / "results.csv"  # every process's rows, not only this one's
+    write_summary(pd.read_csv(results) if results.is_file() else pd.DataFrame(study.rows), out, settings,
                   {"argv": recorded_argv, "study": settings, "selection": study.selection,
                    "minutes": round((time.perf_counter() - started) / 60, 1)}, protocols)
     print(f"wrote {out}/results.csv, summary.md, summary.json, summary.png in {(time.perf_counter() - started) / 60:.1f} min")
@@ -566,18 +575,25 @@ def write_summary(
     (out / "settings.json").write_text(json.dumps(recorded, indent=2, default=str))
 
 
-def rows_of_other_budgets(results: Path, steps: Mapping[str, int], default_pretrain: int) -> list[dict]:
-    """The rows an earlier run at another ``--adapt-steps`` wrote to ``results.csv``: kept, so that one folder
-    compares budgets (the rows of this run's budget are written afresh, as always). One folder holds one
-    source-pretraining budget: a run at another ``--pretrain-steps`` is refused, since its models pair with
-    none of the rows there (rows without ``pretrain_steps`` were pretrained for the study's default)."""
+def existing_rows(results: Path, pretrain_steps: int, default_pretrain: int) -> list[dict]:
+    """The rows earlier runs (other seeds, regimes, namespaces or ``--adapt-steps``, other processes) wrote to
+    ``results.csv``: kept, and replaced one by one as this run records the same seed, regime, namespace, split
+    and budget. One folder holds one source-pretraining budget: a run at another ``--pretrain-steps`` is
+    refused, since its models pair with none of the rows there (rows without ``pretrain_steps`` were pretrained
+    for the study's default)."""
     if not results.is_file():
         return []
     rows = pd.read_csv(results)
-    check_one_pretraining(rows, results, default_pretrain, steps["pretrain"])
-    if "adapt_steps" not in rows:
-        return []
-    return rows[rows["adapt_steps"].notna() & (rows["adapt_steps"] != steps["adapt"])].to_dict("records")
+    check_one_pretraining(rows, results, default_pretrain, pretrain_steps)
+    return rows.to_dict("records")
+
+
+def row_key(row: Mapping, default_steps: int) -> tuple:
+    """What a recorded row replaces: the one of the same seed, regime, namespace, split and adaptation budget
+    (rows from before budgets were recorded count as the study's default budget)."""
+    steps = row.get("adapt_steps")
+    steps = default_steps if steps is None or pd.isna(steps) else steps
+    return int(row["seed"]), str(row["regime"]), str(row["method"]), str(row["split"]), int(steps)
 
 
 def check_one_pretraining(rows: pd.DataFrame, where: Path, default_pretrain: int, wanted: int | None = None) -> None:

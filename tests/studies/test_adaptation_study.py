@@ -116,17 +116,19 @@ def test_rows_of_a_longer_budget_summarise_as_their_own_methods_against_their_ow
     assert summary["gap_closed"]["dacs_4000_steps"] == pytest.approx(14 / 18)  # (56 − 42) / (60 − 42)
     assert summary["paired"]["dacs_4000_steps - source_only_4000_steps"]["mean"] == pytest.approx(14)
     assert (tmp_path / "summary_budgets.png").stat().st_size > 0  # mIoU and gap closed against steps
-    kept = study.rows_of_other_budgets(tmp_path / "results.csv", {"pretrain": 10, "adapt": 4000}, 10)
-    assert {r["adapt_steps"] for r in kept} == {1000} and len(kept) == 9  # a 4000-step run keeps the 1000-step rows
+    kept = study.existing_rows(tmp_path / "results.csv", 10, 10)
+    assert len(kept) == 18  # a 4000-step run keeps every row, the 1000-step ones included
     runner = study.Study.__new__(study.Study)  # record() alone: a 4000-step row replaces only its own budget's
-    runner.rows, runner.out, runner.params = kept, tmp_path, {"model": {"num_classes": 19}}
+    runner.rows, runner.out = kept, tmp_path
+    runner.params = {"model": {"num_classes": 19}, "study": {"adapt_steps": 1000}}
     runner.plan = study.Plan([], {}, 1, "dev", 0, {"pretrain": 10, "adapt": 4000})
     runner.knobs, runner.trained_on = (lambda namespace, regime: {}), (lambda namespace, seed, regime: "here")
     scores = {"protocols": {"19": {"miou": 61.0, "pixel_accuracy": 90.0, "iou": {}}}}
     runner.record("dacs", 1, study.Regime("none", {}, [1], ["dacs"]), "val", scores)
     runner.record("dacs", 1, study.Regime("none", {}, [1], ["dacs"]), "val", scores)
     written = pd.read_csv(tmp_path / "results.csv")
-    assert len(written) == 10 and written.groupby("adapt_steps").size().to_dict() == {1000: 9, 4000: 1}
+    assert len(written) == 18 and written.groupby("adapt_steps").size().to_dict() == {1000: 9, 4000: 9}
+    assert written.query("adapt_steps == 4000 and method == 'dacs' and seed == 1")["miou"].tolist() == [61.0]
     one_budget = study.label_budgets(pd.DataFrame(rows[:9]).assign(adapt_steps=4000), 1000)
     assert set(one_budget["method"]) == {"source_only", "dacs", "oracle_finetune"}  # one budget: names unchanged
     longer = pd.DataFrame(rows).assign(adapt_steps=lambda r: r["adapt_steps"].replace({1000: 2000}))
@@ -166,12 +168,35 @@ def test_one_results_file_holds_one_pretraining_budget(study, tmp_path):
     rows = [{"seed": 1, "regime": "none", "method": m, "split": "val", "adapt_steps": 1000, "miou": 40.0}
             for m in ("source_only", "dacs")]
     pd.DataFrame(rows).to_csv(tmp_path / "results.csv", index=False)  # before rows said their pretraining
-    assert len(study.rows_of_other_budgets(tmp_path / "results.csv", {"pretrain": 50, "adapt": 2000}, 50)) == 2
+    assert len(study.existing_rows(tmp_path / "results.csv", 50, 50)) == 2
     with pytest.raises(SystemExit, match=r"results.csv: rows of source pretraining for \[50, 80\] steps"):
-        study.rows_of_other_budgets(tmp_path / "results.csv", {"pretrain": 80, "adapt": 2000}, 50)
+        study.existing_rows(tmp_path / "results.csv", 80, 50)
     pd.DataFrame([rows[0] | {"pretrain_steps": 50}, rows[1] | {"pretrain_steps": 80}]).to_csv(
         tmp_path / "results.csv", index=False
     )  # two folders concatenated by hand
     with pytest.raises(SystemExit, match="one pretraining budget"):
         study.main(["--summarise-only", "--out", str(tmp_path)])
     assert not (tmp_path / "summary.md").exists()
+
+
+def test_processes_sharing_an_out_folder_merge_their_rows_instead_of_overwriting_them(study, tmp_path):
+    scores = {"protocols": {"19": {"miou": 50.0, "pixel_accuracy": 90.0, "iou": {}}}}
+
+    def process(seed: int):
+        runner = study.Study.__new__(study.Study)  # what main() gives each process: the rows on disk at its start
+        runner.rows, runner.out = study.existing_rows(tmp_path / "results.csv", 10, 10), tmp_path
+        runner.params = {"model": {"num_classes": 19}, "study": {"adapt_steps": 1000}}
+        runner.plan = study.Plan([], {}, 1, "dev", 0, {"pretrain": 10, "adapt": 1000})
+        runner.knobs, runner.trained_on = (lambda namespace, regime: {}), (lambda namespace, seed, regime: "here")
+        return runner, study.Regime("none", {}, [seed], ["dacs"])
+
+    (first, regime1), (second, regime2) = process(1), process(2)  # both started before either wrote
+    first.record("dacs", 1, regime1, "val", scores)
+    second.record("dacs", 2, regime2, "val", scores)
+    first.record("source_only", 1, regime1, "val", scores)
+    written = pd.read_csv(tmp_path / "results.csv")
+    assert sorted(zip(written["seed"], written["method"])) == [(1, "dacs"), (1, "source_only"), (2, "dacs")]
+    old = written.drop(columns=["adapt_steps"]).assign(seed=3)  # a row from before budgets were recorded
+    pd.concat([written, old]).to_csv(tmp_path / "results.csv", index=False)
+    second.record("dacs", 3, regime2, "val", scores)  # replaces it: no adapt_steps counts as the default budget
+    assert len(pd.read_csv(tmp_path / "results.csv").query("seed == 3 and method == 'dacs'")) == 1

@@ -6,6 +6,7 @@ remove what a killed run left behind without touching the work in progress of a 
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import uuid
@@ -55,3 +56,17 @@ def atomic_file(target: Path) -> Iterator[Path]:
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+@contextmanager
+def exclusive_lock(path: Path) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``path`` (created if missing) for a read-modify-write that processes
+    sharing a folder must not interleave; released when the block ends or the process dies."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
