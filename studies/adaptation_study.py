@@ -322,17 +322,18 @@ class Study:
         root = self.data_root(regime)
         if (root / "done").is_file():
             return
-        logger.info("data for regime %s -> %s", regime.name, root)
-        pipeline = sum((self.pipelines[p] for p in DATA_PIPELINES), Pipeline([]))
-        generator = {k: v for k, v in self.generator(regime).items() if k != "source_layout"}
-        params = with_changes(self.params, {"synthesis.generator": generator})
-        self.run(pipeline, self.catalog(pipeline, regime, self.plan.selection_seed, params))
-        (root / "done").write_text("data pipelines finished\n")
+        with claimed(root):  # another process sharing --out may be making it: wait, then use its data
+            if (root / "done").is_file():
+                return
+            logger.info("data for regime %s -> %s", regime.name, root)
+            pipeline = sum((self.pipelines[p] for p in DATA_PIPELINES), Pipeline([]))
+            generator = {k: v for k, v in self.generator(regime).items() if k != "source_layout"}
+            params = with_changes(self.params, {"synthesis.generator": generator})
+            self.run(pipeline, self.catalog(pipeline, regime, self.plan.selection_seed, params))
+            (root / "done").write_text("data pipelines finished\n")
 
     def train(self, namespace: str, seed: int, regime: Regime, knobs: Mapping[str, Any] | None = None) -> Path:
         """Train ``namespace`` (and, first, what it starts from) unless its folder already holds the model."""
-        import mlflow
-
         if namespace in self.ensembles:  # evaluated from its members' weights: train those
             for member in self.ensembles[namespace]:
                 self.train(member, seed, regime)
@@ -344,6 +345,14 @@ class Study:
         start = self.start_of(namespace)
         if start is not None:
             self.train(start, seed, regime)
+        with claimed(scope):  # another process sharing --out may be training it: wait, then use its model
+            if not (scope / "done").is_file():
+                self._train(namespace, seed, regime, knobs, scope)
+        return scope
+
+    def _train(self, namespace: str, seed: int, regime: Regime, knobs: Mapping[str, Any], scope: Path) -> None:
+        import mlflow
+
         block = with_changes(self.block(namespace, seed, knobs), {"engine.progress": not self.quiet})
         params = with_changes(self.params, {self.block_key(namespace): block})
         pipeline = Pipeline([self.node(namespace)])
@@ -358,7 +367,6 @@ class Study:
                                                 "machine": this_machine(block.get("engine", {}).get("device", "auto"))}))
         logger.info("trained %s (%s, seed %d) in %.0f s -> %s", namespace, regime.name, seed,
                     time.perf_counter() - began, scope)
-        return scope
 
     def evaluate(self, namespace: str, seed: int, regime: Regime, split: str, knobs: Mapping[str, Any] | None = None) -> dict:
         """The namespace's evaluation nodes on ``split`` (metrics kept beside the model, exports off)."""
@@ -366,15 +374,20 @@ class Study:
         root = scope / f"eval_{split}"
         metrics_file = root / "metrics.json"
         if not metrics_file.is_file():
-            nodes = [n for n in self.evaluation.only_nodes_with_namespaces([namespace]).nodes
-                     if n.name.endswith(EVALUATION_NODES)]
-            pipeline = Pipeline(nodes)
-            evaluation = {**self.params["evaluation"], "split": split, "export": {"enabled": False}}
-            params = with_changes(self.params, {"evaluation": evaluation})
-            catalog = self.catalog(pipeline, regime, seed, params, {namespace: scope}, outputs_root=root)
-            self.run(pipeline, catalog)
-            write_atomically(metrics_file, json.dumps(catalog.load(f"{namespace}.metrics")))
+            with claimed(root):
+                if not metrics_file.is_file():
+                    self._evaluate(namespace, seed, regime, split, scope, root)
         return json.loads(metrics_file.read_text())
+
+    def _evaluate(self, namespace: str, seed: int, regime: Regime, split: str, scope: Path, root: Path) -> None:
+        nodes = [n for n in self.evaluation.only_nodes_with_namespaces([namespace]).nodes
+                 if n.name.endswith(EVALUATION_NODES)]
+        pipeline = Pipeline(nodes)
+        evaluation = {**self.params["evaluation"], "split": split, "export": {"enabled": False}}
+        params = with_changes(self.params, {"evaluation": evaluation})
+        catalog = self.catalog(pipeline, regime, seed, params, {namespace: scope}, outputs_root=root)
+        self.run(pipeline, catalog)
+        write_atomically(root / "metrics.json", json.dumps(catalog.load(f"{namespace}.metrics")))
 
     def select(self, namespace: str, regime: Regime) -> dict:
         """The grid entry of ``namespace`` with the best ``dev`` mIoU on the selection seed, in this regime."""
@@ -573,6 +586,12 @@ def write_summary(
         if budgets is not None:
             budgets.savefig(out / f"{stem}_budgets.png", dpi=110, bbox_inches="tight")
     (out / "settings.json").write_text(json.dumps(recorded, indent=2, default=str))
+
+
+def claimed(folder: Path):
+    """An exclusive lock beside ``folder`` (``.<name>.lock``) while this process makes what goes in it, so that
+    processes sharing ``--out`` make each dataset, model and evaluation once (the others wait, then read it)."""
+    return exclusive_lock(folder.parent / f".{folder.name}.lock")
 
 
 def existing_rows(results: Path, pretrain_steps: int, default_pretrain: int) -> list[dict]:

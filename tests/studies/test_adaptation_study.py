@@ -3,6 +3,7 @@
 import importlib.util
 import json
 import sys
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -200,3 +201,27 @@ def test_processes_sharing_an_out_folder_merge_their_rows_instead_of_overwriting
     pd.concat([written, old]).to_csv(tmp_path / "results.csv", index=False)
     second.record("dacs", 3, regime2, "val", scores)  # replaces it: no adapt_steps counts as the default budget
     assert len(pd.read_csv(tmp_path / "results.csv").query("seed == 3 and method == 'dacs'")) == 1
+
+
+def test_a_model_another_process_is_training_is_waited_for_and_not_trained_again(study, tmp_path):
+    import threading
+
+    runner = study.Study.__new__(study.Study)
+    runner.ensembles, runner.knobs, runner.start_of = {}, (lambda namespace, regime: {}), (lambda namespace: None)
+    runner.scope = lambda namespace, seed, regime, knobs=None: tmp_path / "runs" / namespace
+    trained = []
+
+    def slow_training(namespace, seed, regime, knobs, scope):
+        trained.append(namespace)
+        time.sleep(0.3)
+        scope.mkdir(parents=True)
+        (scope / "done").write_text("{}")
+
+    runner._train = slow_training
+    regime = study.Regime("none", {}, [1], ["dacs"])
+    other = threading.Thread(target=runner.train, args=("dacs", 1, regime))  # flock is per open file: as a process
+    other.start()
+    time.sleep(0.05)
+    assert runner.train("dacs", 1, regime) == tmp_path / "runs" / "dacs"
+    other.join()
+    assert trained == ["dacs"] and (tmp_path / "runs" / "dacs" / "done").is_file()
