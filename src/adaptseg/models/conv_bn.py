@@ -11,7 +11,7 @@ ResNet-101 has 104 BatchNorms). ``s`` and ``t`` are cached per BatchNorm until i
 
 BatchNorm in train mode (``bn_mode: train``, source pretraining, AdaBN's statistics pass) is left as it is, and
 so is every BatchNorm under CPU bf16 autocast: there the activations are half the size the fp32 weight product
-is, and folding measured 0.93–1.0× on ResNet-101 (fp32 on the CPU gained 1.03–1.14×; docs/scale.md). On a GPU
+is, and folding measured 0.93–1.01× on ResNet-101 (fp32 on the CPU gained 1.03–1.14×; docs/scale.md). On a GPU
 it is unmeasured: the GPU step table has a row with it and one without.
 """
 
