@@ -72,16 +72,16 @@ def _estimate_bn_statistics(segmenter: torch.nn.Module, size: tuple[int, int]) -
     engine moves the model. For the small network (He init): with a fresh network's mean 0 and variance 1 its
     activations grow layer by layer and the step diverged to NaN by step 5. ResNet-101's N(0, 0.01) init keeps
     its activations small and its step finite as it is (estimated statistics made it diverge by step 3)."""
+    norms = [m for m in segmenter.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    momenta = [m.momentum for m in norms]
     segmenter.set_bn_mode("train")
-    for module in segmenter.modules():
-        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
-            module.momentum = None  # a plain average over the batches seen: here, the one batch
-            module.reset_running_stats()
+    for module in norms:
+        module.momentum = None  # a plain average over the batches seen: here, the one batch
+        module.reset_running_stats()
     with torch.no_grad():
         segmenter(RandomImages(size, False, count=1).images)
-    for module in segmenter.modules():
-        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
-            module.momentum = 0.1
+    for module, momentum in zip(norms, momenta, strict=True):
+        module.momentum = momentum
     segmenter.set_bn_mode("frozen")
 
 
