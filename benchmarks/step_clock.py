@@ -64,6 +64,8 @@ class StepClock:
         self.plan, self.cuda = plan, device.type == "cuda"
         self.marks: list[Any] = []  # CUDA events or host times, one per timed iteration plus the end
         self.block_seconds: float | None = None
+        self.warmup_seconds: float | None = None  # first iteration's start to the timed block's (compilation, autotuning)
+        self._first_start: float | None = None
         self.memory: dict[str, float | None] = {}
         self._block_start = 0.0
         self._profiler: profile | None = None
@@ -83,6 +85,8 @@ class StepClock:
 
     def before(self, step: int) -> None:
         plan = self.plan
+        if self._first_start is None:
+            self._first_start = time.perf_counter()
         if step == plan.warmup:
             self._start_block()
         if plan.warmup <= step < plan.warmup + plan.steps:
@@ -104,6 +108,7 @@ class StepClock:
             self.memory["warmup_peak_allocated_gib"] = warmup_peak if self.plan.warmup else None
             torch.cuda.reset_peak_memory_stats()
         self._block_start = time.perf_counter()
+        self.warmup_seconds = self._block_start - self._first_start if self.plan.warmup else None
 
     def _end_block(self) -> None:
         self.marks.append(self._mark())
@@ -145,6 +150,7 @@ class StepClock:
         steps = self.step_seconds()
         return {"seconds_per_iteration": statistics.median(steps),
                 "block_seconds_per_iteration": self.block_seconds / self.plan.steps,
+                "warmup_seconds": self.warmup_seconds,
                 **({f"cuda_{k}": v for k, v in self.memory.items()} if self.cuda else {}), **self.profile}
 
 

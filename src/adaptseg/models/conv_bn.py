@@ -47,6 +47,8 @@ def _scale_and_shift(bn: nn.BatchNorm2d) -> tuple[Tensor, Tensor]:
     """``(s, t)`` of a frozen BatchNorm, recomputed only when one of its tensors was changed in place or replaced."""
     tensors = (bn.weight, bn.bias, bn.running_mean, bn.running_var)
     with torch.no_grad():  # γ and β never train here; no graph to keep
+        if torch.compiler.is_compiling():  # inside a compiled graph: a few fused element-wise ops, no Python cache
+            return _computed(bn)
         if any(t.is_inference() for t in tensors):  # made under inference mode: no version counter to key on
             return _computed(bn)
         # inference-mode results cannot be saved for a later backward pass: an evaluation's cache is not reused

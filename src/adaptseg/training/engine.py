@@ -37,6 +37,7 @@ from tqdm.auto import tqdm
 
 from adaptseg.config import from_mapping
 from adaptseg.training.checkpoint import capture_rng_state, load_checkpoint, restore_rng_state, save_checkpoint
+from adaptseg.training.compiled import COMPILE_MODES, compile_models, mark_iteration, uncompiled
 from adaptseg.training.distributed import (
     World,
     agree,
@@ -179,6 +180,9 @@ class EngineConfig:
             the weights of that window are lost, and no checkpoint is written from them).
         fused_optimizers: torch's fused SGD and Adam kernels (fewer launches per step); not with the
             reference's repeated backbone tensors.
+        compile_mode: ``torch.compile`` every model in place with this mode ("default", "reduce-overhead" for
+            CUDA graphs, "max-autotune", "max-autotune-no-cudagraphs"); None (default) trains eagerly
+            (``training.compiled``). The first iterations compile.
     Checkpoints
         checkpoint_dir: run folder for ``last.pt`` (+ ``best.pt``, ``step_XXXXXX.pt``);
             None writes nothing.
@@ -217,6 +221,7 @@ class EngineConfig:
     deterministic: bool = False
     nan_guard: str = "step"
     fused_optimizers: bool = False
+    compile_mode: str | None = None
     nproc_per_node: int = 1
     max_restarts: int = 0
     checkpoint_dir: str | None = None
@@ -257,6 +262,8 @@ class EngineConfig:
             problems.append(f"precision={self.precision!r} must be one of {PRECISIONS}")
         if self.nan_guard not in NAN_GUARDS:
             problems.append(f"nan_guard={self.nan_guard!r} must be one of {NAN_GUARDS}")
+        if self.compile_mode not in COMPILE_MODES:
+            problems.append(f"compile_mode={self.compile_mode!r} must be one of {COMPILE_MODES}")
         if self.eval_mode not in ("max", "min"):
             problems.append(f"eval_mode={self.eval_mode!r} must be 'max' or 'min'")
         if self.resume and self.checkpoint_dir is None:
@@ -479,6 +486,7 @@ class _Run:
                 model.to(memory_format=torch.channels_last)
             model.train()
         broadcast_models(models, self.world)
+        compile_models(models.values(), config.compile_mode)
         self.optimizers = _build_optimizers(models, config)
         self.context = Context(
             target=target_dataset, device=self.device, amp=self.amp, channels_last=self.channels_last,
@@ -625,6 +633,7 @@ class _Run:
                 apply_poly_lr(optimizer, config.lr_discriminator, step, config.max_steps, config.power)
         for optimizer in self.optimizers.values():
             optimizer.zero_grad(set_to_none=True)
+        mark_iteration(config.compile_mode)
         before = getattr(hooks, "before_iteration", None)
         if before is not None:
             before(self.models, step, self.method_config, self.context)
@@ -844,6 +853,9 @@ def train(
         method, models, config, method_config, target_dataset, on_metrics, evaluate_fn, data_digest, label, precision,
         world,
     )
-    run.start_or_resume()
-    run.train(source_dataset, target_dataset)
+    try:
+        run.start_or_resume()
+        run.train(source_dataset, target_dataset)
+    finally:
+        uncompiled(models.values())  # hand back plain modules: copied, pickled and evaluated as before
     return run.result()
