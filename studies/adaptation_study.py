@@ -627,10 +627,17 @@ def check_one_pretraining(rows: pd.DataFrame, where: Path, default_pretrain: int
         )
 
 
+def adapt_budgets(rows: pd.DataFrame, default_steps: int) -> pd.Series:
+    """Each row's adaptation budget; rows without one (studies before 2026-12-05) had the study's default, as
+    ``row_key`` counts them."""
+    held = rows["adapt_steps"] if "adapt_steps" in rows else pd.Series(index=rows.index, dtype=float)
+    return held.fillna(default_steps).astype(int)
+
+
 def base_budget(rows: pd.DataFrame, default_steps: int) -> int:
     """The budget whose rows keep their namespace's name: the study's default where the rows hold it, else the
     smallest they hold (a study run wholly at another ``--adapt-steps`` keeps plain names)."""
-    budgets = set(rows["adapt_steps"].dropna().astype(int)) if "adapt_steps" in rows else set()
+    budgets = set(adapt_budgets(rows, default_steps))
     return default_steps if default_steps in budgets or not budgets else min(budgets)
 
 
@@ -638,13 +645,10 @@ def label_budgets(rows: pd.DataFrame, default_steps: int) -> pd.DataFrame:
     """Rows of several adaptation budgets (results.csv files of runs with other ``--adapt-steps``, concatenated):
     those of a budget other than ``base_budget`` summarise as methods of their own, ``<namespace>_<steps>_steps``,
     which the summary holds against source-only and the oracle at the same budget. Rows without ``adapt_steps``
-    (studies before 2026-12-05) count as the base budget."""
-    if "adapt_steps" not in rows:
-        return rows
-    base = base_budget(rows, default_steps)
-    other = rows["adapt_steps"].notna() & (rows["adapt_steps"] != base)
-    suffix = "_" + rows["adapt_steps"].fillna(base).astype(int).astype(str) + "_steps"
-    return rows.assign(method=rows["method"].where(~other, rows["method"] + suffix))
+    count as the study's default budget (``adapt_budgets``)."""
+    steps = adapt_budgets(rows, default_steps)
+    other = steps != base_budget(rows, default_steps)
+    return rows.assign(method=rows["method"].where(~other, rows["method"] + "_" + steps.astype(str) + "_steps"))
 
 
 if __name__ == "__main__":

@@ -135,6 +135,11 @@ def test_rows_of_a_longer_budget_summarise_as_their_own_methods_against_their_ow
     longer = pd.DataFrame(rows).assign(adapt_steps=lambda r: r["adapt_steps"].replace({1000: 2000}))
     assert study.base_budget(longer, 1000) == 2000  # no default-budget rows: the 2000-step ones keep plain names
     assert set(study.label_budgets(longer, 1000)["method"]) >= {"dacs", "dacs_4000_steps"}
+    old_and_longer = pd.DataFrame(rows).assign(adapt_steps=lambda r: r["adapt_steps"].replace({1000: None, 4000: 2000}))
+    labelled = study.label_budgets(old_and_longer, 1000)  # rows without a budget had the default, as row_key says
+    assert study.base_budget(old_and_longer, 1000) == 1000
+    assert set(labelled["method"]) == {"source_only", "dacs", "oracle_finetune", "source_only_2000_steps",
+                                       "dacs_2000_steps", "oracle_finetune_2000_steps"}
 
 
 def test_summarise_only_without_results_names_the_file(study, tmp_path):
