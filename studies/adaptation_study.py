@@ -181,7 +181,6 @@ class Study:
         self.ensembles = ENSEMBLES
         self.params, self.plan, self.out, self.quiet = params, plan, out, quiet
         self.resolver = CatalogConfigResolver(catalog_config)
-        self.rows: list[dict] = []
         self.selection: dict[str, dict] = {}
 
     # -------------------------------------------------------------- parameters of one namespace
@@ -461,10 +460,10 @@ class Study:
         # Merged with the file under a lock: processes sharing --out (other seeds, regimes or budgets) each add
         # their rows; a row replaces only the one with its seed, regime, namespace, split and budget.
         with exclusive_lock(self.out / ".study.lock"):
-            rows = pd.read_csv(results).to_dict("records") if results.is_file() else self.rows
-            self.rows = [r for r in rows if row_key(r, default_steps) != key] + [row]
+            rows = pd.read_csv(results).to_dict("records") if results.is_file() else []
+            rows = [r for r in rows if row_key(r, default_steps) != key] + [row]
             with atomic_file(results) as tmp:
-                pd.DataFrame(self.rows).to_csv(tmp, index=False)
+                pd.DataFrame(rows).to_csv(tmp, index=False)
 
 
 def this_machine(device: str = "auto") -> str:
@@ -545,13 +544,13 @@ def main(argv: list[str] | None = None) -> None:
     mlflow.set_tracking_uri(os.environ.get("MLFLOW_TRACKING_URI", "sqlite:///mlflow.db"))
     mlflow.set_experiment(settings["name"])
     study = Study(params, catalog_config, plan, out, args.quiet)
-    study.rows = existing_rows(out / "results.csv", plan.steps["pretrain"], settings["pretrain_steps"])
+    check_results(out / "results.csv", plan.steps["pretrain"], settings["pretrain_steps"])
     if (out / "selection.json").is_file():
         study.selection = json.loads((out / "selection.json").read_text())
     started = time.perf_counter()
     study.study()
     results = out / "results.csv"  # every process's rows, not only this one's
-    write_summary(pd.read_csv(results) if results.is_file() else pd.DataFrame(study.rows), out, settings,
+    write_summary(pd.read_csv(results) if results.is_file() else pd.DataFrame(), out, settings,
                   {"argv": recorded_argv, "study": settings, "selection": study.selection,
                    "minutes": round((time.perf_counter() - started) / 60, 1)}, protocols)
     print(f"wrote {out}/results.csv, summary.md, summary.json, summary.png in {(time.perf_counter() - started) / 60:.1f} min")
@@ -594,17 +593,14 @@ def claimed(folder: Path):
     return exclusive_lock(folder.parent / f".{folder.name}.lock")
 
 
-def existing_rows(results: Path, pretrain_steps: int, default_pretrain: int) -> list[dict]:
-    """The rows earlier runs (other seeds, regimes, namespaces or ``--adapt-steps``, other processes) wrote to
-    ``results.csv``: kept, and replaced one by one as this run records the same seed, regime, namespace, split
-    and budget. One folder holds one source-pretraining budget: a run at another ``--pretrain-steps`` is
-    refused, since its models pair with none of the rows there (rows without ``pretrain_steps`` were pretrained
-    for the study's default)."""
-    if not results.is_file():
-        return []
-    rows = pd.read_csv(results)
-    check_one_pretraining(rows, results, default_pretrain, pretrain_steps)
-    return rows.to_dict("records")
+def check_results(results: Path, pretrain_steps: int, default_pretrain: int) -> None:
+    """Before a run adds to ``results.csv``: the rows earlier runs wrote there (other seeds, regimes, namespaces
+    or ``--adapt-steps``, other processes) are kept, and ``Study.record`` replaces one only with the same seed,
+    regime, namespace, split and budget. One folder holds one source-pretraining budget: a run at another
+    ``--pretrain-steps`` is refused, since its models pair with none of the rows there (rows without
+    ``pretrain_steps`` were pretrained for the study's default)."""
+    if results.is_file():
+        check_one_pretraining(pd.read_csv(results), results, default_pretrain, pretrain_steps)
 
 
 def row_key(row: Mapping, default_steps: int) -> tuple:

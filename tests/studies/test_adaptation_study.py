@@ -117,10 +117,9 @@ def test_rows_of_a_longer_budget_summarise_as_their_own_methods_against_their_ow
     assert summary["gap_closed"]["dacs_4000_steps"] == pytest.approx(14 / 18)  # (56 − 42) / (60 − 42)
     assert summary["paired"]["dacs_4000_steps - source_only_4000_steps"]["mean"] == pytest.approx(14)
     assert (tmp_path / "summary_budgets.png").stat().st_size > 0  # mIoU and gap closed against steps
-    kept = study.existing_rows(tmp_path / "results.csv", 10, 10)
-    assert len(kept) == 18  # a 4000-step run keeps every row, the 1000-step ones included
+    study.check_results(tmp_path / "results.csv", 10, 10)  # one pretraining budget: a run may add to the file
     runner = study.Study.__new__(study.Study)  # record() alone: a 4000-step row replaces only its own budget's
-    runner.rows, runner.out = kept, tmp_path
+    runner.out = tmp_path
     runner.params = {"model": {"num_classes": 19}, "study": {"adapt_steps": 1000}}
     runner.plan = study.Plan([], {}, 1, "dev", 0, {"pretrain": 10, "adapt": 4000})
     runner.knobs, runner.trained_on = (lambda namespace, regime: {}), (lambda namespace, seed, regime: "here")
@@ -174,9 +173,9 @@ def test_one_results_file_holds_one_pretraining_budget(study, tmp_path):
     rows = [{"seed": 1, "regime": "none", "method": m, "split": "val", "adapt_steps": 1000, "miou": 40.0}
             for m in ("source_only", "dacs")]
     pd.DataFrame(rows).to_csv(tmp_path / "results.csv", index=False)  # before rows said their pretraining
-    assert len(study.existing_rows(tmp_path / "results.csv", 50, 50)) == 2
+    study.check_results(tmp_path / "results.csv", 50, 50)
     with pytest.raises(SystemExit, match=r"results.csv: rows of source pretraining for \[50, 80\] steps"):
-        study.existing_rows(tmp_path / "results.csv", 80, 50)
+        study.check_results(tmp_path / "results.csv", 80, 50)
     pd.DataFrame([rows[0] | {"pretrain_steps": 50}, rows[1] | {"pretrain_steps": 80}]).to_csv(
         tmp_path / "results.csv", index=False
     )  # two folders concatenated by hand
@@ -189,8 +188,8 @@ def test_processes_sharing_an_out_folder_merge_their_rows_instead_of_overwriting
     scores = {"protocols": {"19": {"miou": 50.0, "pixel_accuracy": 90.0, "iou": {}}}}
 
     def process(seed: int):
-        runner = study.Study.__new__(study.Study)  # what main() gives each process: the rows on disk at its start
-        runner.rows, runner.out = study.existing_rows(tmp_path / "results.csv", 10, 10), tmp_path
+        runner = study.Study.__new__(study.Study)  # two processes, each with its own Study
+        runner.out = tmp_path
         runner.params = {"model": {"num_classes": 19}, "study": {"adapt_steps": 1000}}
         runner.plan = study.Plan([], {}, 1, "dev", 0, {"pretrain": 10, "adapt": 1000})
         runner.knobs, runner.trained_on = (lambda namespace, regime: {}), (lambda namespace, seed, regime: "here")
