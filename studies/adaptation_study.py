@@ -642,6 +642,8 @@ def label_budgets(rows: pd.DataFrame, default_steps: int) -> pd.DataFrame:
     those of a budget other than ``base_budget`` summarise as methods of their own, ``<namespace>_<steps>_steps``,
     which the summary holds against source-only and the oracle at the same budget. Rows without ``adapt_steps``
     count as the study's default budget (``adapt_budgets``)."""
+    if rows.empty:
+        return rows
     steps = adapt_budgets(rows, default_steps)
     other = steps != base_budget(rows, default_steps)
     return rows.assign(method=rows["method"].where(~other, rows["method"] + "_" + steps.astype(str) + "_steps"))
