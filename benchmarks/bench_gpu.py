@@ -127,13 +127,14 @@ def step_table(device: str, arch: str, source_size: tuple[int, int], target_size
     started, rows, losses = time.perf_counter(), [], {}
     original_seconds = None
     for label, row_settings in ROWS:
-        settings = {k: v for k, v in row_settings.items() if k != "row_timeout_s"}
+        settings = dict(row_settings)
+        row_limit = max(row_timeout_s, settings.pop("row_timeout_s", 0.0))
         spec, note = _cpu_precision({**base, **settings}) if device == "cpu" else ({**base, **settings}, "")
         left = budget_s - (time.perf_counter() - started)
         if left <= 0:
             rows.append(table_row(label, {"skipped": f"not run: the table's {budget_s:.0f} s budget was spent"}, None))
             continue
-        figures = run_row(spec, min(max(row_timeout_s, row_settings.get("row_timeout_s", 0.0)), left))
+        figures = run_row(spec, min(row_limit, left))
         if label == ORIGINAL and "error" not in figures:  # the speed-up's reference
             original_seconds = figures["block_seconds_per_iteration"]
         rows.append(table_row(label, figures, original_seconds, note))

@@ -5,26 +5,17 @@ import copy
 import pytest
 import torch
 
-from adaptseg.methods import adaptsegnet
 from adaptseg.models import conv_bn
 from adaptseg.models.deeplab_v2 import Bottleneck
-from adaptseg.training import EngineConfig, train
+from adaptseg.training import EngineConfig
 from tests.models.test_models_conv_bn import tiny
-
-STEP = adaptsegnet.Config(lambda_seg=0.1, lambda_adv_main=0.01, lambda_adv_aux=0.002)
-
-
-def _run(tmp_path, model_factory, dataset_factory, **engine):
-    config = EngineConfig(max_steps=20, stop_step=3, batch_size=2, seed=3, device="cpu", precision="fp32",
-                          checkpoint_dir=str(tmp_path), log_every=1, progress=False, **engine)
-    source, target = dataset_factory(4, seed=10), dataset_factory(3, labelled=False, seed=20)
-    return train("adaptsegnet", model_factory(), source, config, target_dataset=target, method_config=STEP)
+from tests.training.test_training_engine import _config, _run
 
 
 def test_compiled_training_follows_the_eager_run_and_hands_back_eager_models(tmp_path, model_factory,
                                                                                dataset_factory):
-    eager = _run(tmp_path / "eager", model_factory, dataset_factory)
-    compiled = _run(tmp_path / "compiled", model_factory, dataset_factory, compile_mode="default")
+    eager = _run(model_factory, dataset_factory, _config(tmp_path / "eager"))
+    compiled = _run(model_factory, dataset_factory, _config(tmp_path / "compiled", compile_mode="default"))
     for name, model in eager.models.items():
         other = compiled.models[name]
         assert getattr(other, "_compiled_call_impl", None) is None, name  # plain module again

@@ -47,9 +47,9 @@ def _scale_and_shift(bn: nn.BatchNorm2d) -> tuple[Tensor, Tensor]:
     """``(s, t)`` of a frozen BatchNorm, recomputed only when one of its tensors was changed in place or replaced."""
     tensors = (bn.weight, bn.bias, bn.running_mean, bn.running_var)
     with torch.no_grad():  # γ and β never train here; no graph to keep
-        if torch.compiler.is_compiling():  # inside a compiled graph: a few fused element-wise ops, no Python cache
-            return _computed(bn)
-        if any(t.is_inference() for t in tensors):  # made under inference mode: no version counter to key on
+        # Inside a compiled graph: a few fused element-wise ops, and a Python-side cache would split the graph.
+        # Made under inference mode: no version counter to key on.
+        if torch.compiler.is_compiling() or any(t.is_inference() for t in tensors):
             return _computed(bn)
         # inference-mode results cannot be saved for a later backward pass: an evaluation's cache is not reused
         key = tuple((id(t), t._version, t.device, t.dtype) for t in tensors) + (

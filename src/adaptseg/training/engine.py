@@ -849,11 +849,11 @@ def train(
             precision = choose_precision(models[SEGMENTER], shape, resolve_device(config.device))
             logger.info("%s: %s.", label or method_name(method), precision.describe())
         precision = agree(precision, world)
-    run = _Run(
-        method, models, config, method_config, target_dataset, on_metrics, evaluate_fn, data_digest, label, precision,
-        world,
-    )
-    try:
+    try:  # _Run compiles the models (compile_mode): whatever fails after that, they come back plain
+        run = _Run(
+            method, models, config, method_config, target_dataset, on_metrics, evaluate_fn, data_digest, label,
+            precision, world,
+        )
         run.start_or_resume()
         run.train(source_dataset, target_dataset)
     finally:
