@@ -1,4 +1,5 @@
-"""Evaluation: confusion matrices and IoU as the Cityscapes protocol defines them, inference, exports, selection."""
+"""Evaluation: confusion matrices and IoU as the Cityscapes protocol defines them, inference, exports, selection,
+and the quality of a model's pseudo-labels (a diagnostic of self-training)."""
 
 from adaptseg.evaluation.export import prediction_exports, result_key
 from adaptseg.evaluation.inference import (
@@ -16,6 +17,7 @@ from adaptseg.evaluation.metrics import (
     protocol_scores,
     scores_table,
 )
+from adaptseg.evaluation.pseudo_labels import pseudo_label_quality
 from adaptseg.evaluation.selection import TEST_LABEL_SELECTION, select_snapshots, selection_labels
 
 __all__ = [
@@ -30,6 +32,7 @@ __all__ = [
     "predict_dataset",
     "prediction_exports",
     "protocol_scores",
+    "pseudo_label_quality",
     "result_key",
     "scores_table",
     "select_snapshots",
