@@ -10,7 +10,7 @@ or dev choice that is not there is reported and skipped), and scores each model'
 with ``adaptseg.evaluation.pseudo_labels``: accuracy, mIoU, and per ``--thresholds`` the share of pixels above
 that confidence and how many of those are right. Target train labels are read to explain results after the
 fact; nothing is chosen from them. Writes ``<out>/pseudo_labels.csv`` (one row per model, merged with earlier
-runs) and prints the means over seeds.
+runs), prints the means over seeds and plots them (``pseudo_labels.png``, at the first threshold).
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 import adaptation_study as study
@@ -96,6 +97,37 @@ def means_table(rows: pd.DataFrame) -> str:
     return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in table.itertuples(index=False)])
 
 
+def figure(rows: pd.DataFrame, threshold: float):
+    """Per regime, each namespace's argmax accuracy, share of pixels above ``threshold`` and accuracy of those
+    (mean ± std over seeds): where a self-training start's labels are right, at a glance."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    regimes, namespaces = list(dict.fromkeys(rows["regime"])), list(dict.fromkeys(rows["namespace"]))
+    panels = [("accuracy", "argmax accuracy (%)"), (f"coverage@{threshold:g}", f"pixels above {threshold:g} (%)"),
+              (f"accuracy@{threshold:g}", f"accuracy of those pixels (%)")]
+    fig, axes = plt.subplots(1, 3, figsize=(max(10.0, 1.1 * len(regimes) * 3), 3.6), sharey=True)
+    width, x = 0.8 / len(namespaces), np.arange(len(regimes))
+    stats = rows.groupby(["regime", "namespace"])
+    means, stds = stats.mean(numeric_only=True), stats.std(numeric_only=True)
+    for ax, (column, title) in zip(axes, panels):
+        for i, namespace in enumerate(namespaces):
+            keys = [(r, namespace) for r in regimes]
+            mean = [means[column].get(k, np.nan) for k in keys]
+            std = [stds[column].get(k, np.nan) for k in keys]
+            ax.bar(x + i * width, mean, width, yerr=np.nan_to_num(std), capsize=2, label=namespace)
+        ax.set_xticks(x + 0.4 - width / 2, regimes, fontsize=8)
+        ax.set_title(title, fontsize=9)
+        ax.grid(axis="y", alpha=0.3)
+    axes[0].set_ylim(0, 100)
+    axes[0].set_ylabel("target train, mean ± std over seeds")
+    axes[-1].legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    return fig
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", required=True, help="the study folder (adaptation_study.py's --out)")
@@ -142,7 +174,9 @@ def main(argv: list[str] | None = None) -> None:
         table.to_csv(tmp, index=False)
     chosen = table.set_index(KEY).index.isin(pd.DataFrame(rows).set_index(KEY).index)
     print("\n".join([means_table(table[chosen]), *skipped]))
-    print(f"wrote {path}", file=sys.stderr)
+    with atomic_file(out / "pseudo_labels.png") as tmp:
+        figure(table[chosen], args.thresholds[0]).savefig(tmp, format="png", dpi=110, bbox_inches="tight")
+    print(f"wrote {path} and pseudo_labels.png", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -33,6 +33,7 @@ def test_trained_models_are_scored_and_missing_ones_skipped(scripts, tmp_path, c
     assert (rows["images"] == 3).all() and rows["accuracy"].between(0, 100).all()
     assert (rows["coverage@0.5"] >= rows["coverage@0.968"]).all()  # a higher threshold keeps fewer pixels
     assert rows["most_predicted"].str.contains("%").all()
+    assert (out / "pseudo_labels.png").stat().st_size > 0
 
     pseudo_labels.main([*options, "--namespaces", "source_only"])  # a rerun replaces its rows, keeps the others
     again = pd.read_csv(out / "pseudo_labels.csv")
