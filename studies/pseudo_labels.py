@@ -172,10 +172,13 @@ def main(argv: list[str] | None = None) -> None:
     with exclusive_lock(out / ".study.lock"), atomic_file(path) as tmp:
         table = merged(path, rows)
         table.to_csv(tmp, index=False)
-    chosen = table.set_index(KEY).index.isin(pd.DataFrame(rows).set_index(KEY).index)
-    print("\n".join([means_table(table[chosen]), *skipped]))
+    shown = table[table.set_index(KEY).index.isin(pd.DataFrame(rows).set_index(KEY).index)]
+    order = {(r.name, n): i for i, (r, n) in enumerate((r, n) for r in plan.regimes for n in r.namespaces)}
+    rank = [order[key] for key in zip(shown["regime"], shown["namespace"])]  # the study's order, not alphabetical
+    shown = shown.assign(rank=rank).sort_values(["rank", "seed"], kind="stable").drop(columns="rank")
+    print("\n".join([means_table(shown), *skipped]))
     with atomic_file(out / "pseudo_labels.png") as tmp:
-        figure(table[chosen], args.thresholds[0]).savefig(tmp, format="png", dpi=110, bbox_inches="tight")
+        figure(shown, args.thresholds[0]).savefig(tmp, format="png", dpi=110, bbox_inches="tight")
     print(f"wrote {path} and pseudo_labels.png", file=sys.stderr)
 
 
