@@ -44,6 +44,11 @@ class NotInStudy(LookupError):
 class ReadOnlyStudy(study.Study):
     """The study's folders and catalogs, without ever choosing knobs (which would train the grid)."""
 
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        chosen = self.out / "selection.json"
+        self.selection = json.loads(chosen.read_text()) if chosen.is_file() else {}
+
     def select(self, namespace: str, regime: study.Regime) -> dict:
         chosen = self.selection.get(regime.name, {}).get(namespace)
         if chosen is None or chosen["grid"] != self.plan.grids[namespace]:
@@ -113,10 +118,10 @@ def figure(rows: pd.DataFrame, threshold: float):
     stats = rows.groupby(["regime", "namespace"])
     means, stds = stats.mean(numeric_only=True), stats.std(numeric_only=True)
     for ax, (column, title) in zip(axes, panels):
-        for i, namespace in enumerate(namespaces):
+        for i, namespace in enumerate(namespaces):  # a threshold no row was measured at leaves its panel empty
             keys = [(r, namespace) for r in regimes]
-            mean = [means[column].get(k, np.nan) for k in keys]
-            std = [stds[column].get(k, np.nan) for k in keys]
+            mean = [means[column].get(k, np.nan) if column in means else np.nan for k in keys]
+            std = [stds[column].get(k, np.nan) if column in stds else np.nan for k in keys]
             ax.bar(x + i * width, mean, width, yerr=np.nan_to_num(std), capsize=2, label=namespace)
         ax.set_xticks(x + 0.4 - width / 2, regimes, fontsize=8)
         ax.set_title(title, fontsize=9)
@@ -143,6 +148,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--dataset", choices=sorted(study.DATASETS), default="gta5")
     parser.add_argument("--set", dest="overrides", nargs="*", default=[], metavar="KEY=VALUE",
                         help="the study's --set overrides, where it had any")
+    parser.add_argument("--summarise-only", action="store_true",
+                        help="print and plot the rows pseudo_labels.csv has for these options; measure nothing")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
 
@@ -154,32 +161,47 @@ def main(argv: list[str] | None = None) -> None:
     plan_args = argparse.Namespace(seeds=args.seeds, regimes=args.regimes, namespaces=args.namespaces,
                                    pretrain_steps=args.pretrain_steps, adapt_steps=args.adapt_steps, no_selection=False)
     plan = study.Plan.from_settings(params["study"], plan_args)
-    runner = ReadOnlyStudy(params, catalog_config, plan, out, quiet=True)
-    if (out / "selection.json").is_file():
-        runner.selection = json.loads((out / "selection.json").read_text())
-    rows, skipped = [], []
-    for regime in plan.regimes:
-        for seed in regime.seeds:
-            for namespace in regime.namespaces:
-                try:
-                    rows.append(measure(runner, namespace, seed, regime, args.thresholds))
-                    logger.info("%s", rows[-1])
-                except NotInStudy as missing:
-                    skipped.append(f"skipped: {missing}")
-    if not rows:
-        raise SystemExit("\n".join([*skipped, f"No trained model matched --regimes / --seeds / --namespaces in {out}"]))
     path = out / "pseudo_labels.csv"
-    with exclusive_lock(out / ".study.lock"), atomic_file(path) as tmp:
-        table = merged(path, rows)
-        table.to_csv(tmp, index=False)
-    shown = table[table.set_index(KEY).index.isin(pd.DataFrame(rows).set_index(KEY).index)]
-    order = {(r.name, n): i for i, (r, n) in enumerate((r, n) for r in plan.regimes for n in r.namespaces)}
-    rank = [order[key] for key in zip(shown["regime"], shown["namespace"])]  # the study's order, not alphabetical
-    shown = shown.assign(rank=rank).sort_values(["rank", "seed"], kind="stable").drop(columns="rank")
+    skipped = []
+    if args.summarise_only:
+        if not path.is_file():
+            raise SystemExit(f"--summarise-only: {path} does not exist (nothing measured yet)")
+        table = pd.read_csv(path)
+    else:
+        table, skipped = measure_all(ReadOnlyStudy(params, catalog_config, plan, out, quiet=True), args.thresholds)
+    wanted = {(r.name, s, n): i for i, (r, s, n) in
+              enumerate((r, s, n) for r in plan.regimes for n in r.namespaces for s in r.seeds)}
+    rank = [wanted.get(key) for key in zip(table["regime"], table["seed"], table["namespace"])]
+    shown = table.assign(rank=rank)  # the study's order of regimes and namespaces, not alphabetical
+    shown = shown[shown["rank"].notna() & (shown["adapt_steps"] == plan.steps["adapt"])]
+    shown = shown.sort_values("rank", kind="stable").drop(columns="rank").dropna(axis=1, how="all")
+    if shown.empty:
+        raise SystemExit(f"{path} has no row of --regimes / --seeds / --namespaces")
     print("\n".join([means_table(shown), *skipped]))
     with atomic_file(out / "pseudo_labels.png") as tmp:
         figure(shown, args.thresholds[0]).savefig(tmp, format="png", dpi=110, bbox_inches="tight")
     print(f"wrote {path} and pseudo_labels.png", file=sys.stderr)
+
+
+def measure_all(runner: ReadOnlyStudy, thresholds: Sequence[float]) -> tuple[pd.DataFrame, list[str]]:
+    """Every planned model that is there, merged into ``pseudo_labels.csv``; and what was skipped, and why."""
+    rows, skipped = [], []
+    for regime in runner.plan.regimes:
+        for seed in regime.seeds:
+            for namespace in regime.namespaces:
+                try:
+                    rows.append(measure(runner, namespace, seed, regime, thresholds))
+                    logger.info("%s", rows[-1])
+                except NotInStudy as missing:
+                    skipped.append(f"skipped: {missing}")
+    if not rows:
+        raise SystemExit("\n".join([*skipped, f"No trained model matched --regimes / --seeds / --namespaces in "
+                                               f"{runner.out}"]))
+    path = runner.out / "pseudo_labels.csv"
+    with exclusive_lock(runner.out / ".study.lock"), atomic_file(path) as tmp:
+        table = merged(path, rows)
+        table.to_csv(tmp, index=False)
+    return table, skipped
 
 
 if __name__ == "__main__":

@@ -41,6 +41,12 @@ def test_trained_models_are_scored_and_missing_ones_skipped(scripts, tmp_path, c
     assert list(again["namespace"]) == ["source_only", "source_pretraining"]
     assert "coverage@0.9" in again and again["coverage@0.9"].isna().tolist() == [False, True]
 
+    capsys.readouterr()
+    pseudo_labels.main([*options, "--namespaces", "source_pretraining", "--summarise-only"])  # reads, measures nothing
+    printed = capsys.readouterr().out
+    assert "| none | source_pretraining | 1 |" in printed and "source_only" not in printed
+    assert "| coverage@0.9 |" not in printed  # source_pretraining's row was measured without that threshold
+
 
 def test_a_folder_that_is_not_a_study_is_refused(scripts, tmp_path):
     with pytest.raises(SystemExit, match="not a study folder"):
