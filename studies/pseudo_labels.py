@@ -102,7 +102,7 @@ def means_table(rows: pd.DataFrame) -> str:
     return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in table.itertuples(index=False)])
 
 
-def figure(rows: pd.DataFrame, threshold: float):
+def figure(rows: pd.DataFrame, threshold: float, namespaces: Sequence[str]):
     """Per regime, each namespace's argmax accuracy, share of pixels above ``threshold`` and accuracy of those
     (mean ± std over seeds): where a self-training start's labels are right, at a glance."""
     import matplotlib
@@ -110,7 +110,8 @@ def figure(rows: pd.DataFrame, threshold: float):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    regimes, namespaces = list(dict.fromkeys(rows["regime"])), list(dict.fromkeys(rows["namespace"]))
+    regimes = list(dict.fromkeys(rows["regime"]))
+    namespaces = [n for n in namespaces if n in set(rows["namespace"])]
     panels = [("accuracy", "argmax accuracy (%)"), (f"coverage@{threshold:g}", f"pixels above {threshold:g} (%)"),
               (f"accuracy@{threshold:g}", f"accuracy of those pixels (%)")]
     fig, axes = plt.subplots(1, 3, figsize=(max(10.0, 1.1 * len(regimes) * 3), 3.6), sharey=True)
@@ -128,7 +129,8 @@ def figure(rows: pd.DataFrame, threshold: float):
         ax.grid(axis="y", alpha=0.3)
     axes[0].set_ylim(0, 100)
     axes[0].set_ylabel("target train, mean ± std over seeds")
-    axes[-1].legend(fontsize=7, loc="lower right")
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, fontsize=8, loc="lower center", ncol=len(namespaces), bbox_to_anchor=(0.5, -0.08))
     fig.tight_layout()
     return fig
 
@@ -179,7 +181,7 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(f"{path} has no row of --regimes / --seeds / --namespaces")
     print("\n".join([means_table(shown), *skipped]))
     with atomic_file(out / "pseudo_labels.png") as tmp:
-        figure(shown, args.thresholds[0]).savefig(tmp, format="png", dpi=110, bbox_inches="tight")
+        figure(shown, args.thresholds[0], args.namespaces).savefig(tmp, format="png", dpi=110, bbox_inches="tight")
     print(f"wrote {path} and pseudo_labels.png", file=sys.stderr)
 
 
