@@ -37,7 +37,8 @@ def pseudo_label_quality(
     progress: bool = False,
 ) -> dict:
     """Accuracy and mIoU of the main head's argmax over ``dataset``'s labelled pixels, and per threshold
-    the coverage and accuracy of the confident pixels (softmax probability strictly above it, as DACS counts)."""
+    the coverage and accuracy of the confident pixels (softmax probability strictly above it, as DACS counts).
+    Logits are upsampled to each label's resolution first, as the evaluation scores them."""
     device = torch.device(device)
     segmenter.eval().to(device)
     num_classes = segmenter.num_classes
