@@ -181,7 +181,8 @@ class Study:
         self.ensembles = ENSEMBLES
         self.params, self.plan, self.out, self.quiet = params, plan, out, quiet
         self.resolver = CatalogConfigResolver(catalog_config)
-        self.selection: dict[str, dict] = {}
+        chosen = out / "selection.json"  # dev choices earlier runs (or other processes) made in this folder
+        self.selection: dict[str, dict] = json.loads(chosen.read_text()) if chosen.is_file() else {}
 
     # -------------------------------------------------------------- parameters of one namespace
     def block_key(self, namespace: str) -> str:
@@ -545,8 +546,6 @@ def main(argv: list[str] | None = None) -> None:
     mlflow.set_experiment(settings["name"])
     study = Study(params, catalog_config, plan, out, args.quiet)
     check_results(out / "results.csv", plan.steps["pretrain"], settings["pretrain_steps"])
-    if (out / "selection.json").is_file():
-        study.selection = json.loads((out / "selection.json").read_text())
     started = time.perf_counter()
     study.study()
     results = out / "results.csv"  # every process's rows, not only this one's

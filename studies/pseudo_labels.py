@@ -16,7 +16,6 @@ runs), prints the means over seeds and plots them (``pseudo_labels.png``, at the
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 from collections.abc import Sequence
@@ -43,11 +42,6 @@ class NotInStudy(LookupError):
 
 class ReadOnlyStudy(study.Study):
     """The study's folders and catalogs, without ever choosing knobs (which would train the grid)."""
-
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        chosen = self.out / "selection.json"
-        self.selection = json.loads(chosen.read_text()) if chosen.is_file() else {}
 
     def select(self, namespace: str, regime: study.Regime) -> dict:
         chosen = self.selection.get(regime.name, {}).get(namespace)
