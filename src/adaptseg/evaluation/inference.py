@@ -11,13 +11,12 @@ from collections.abc import Callable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 import torch
-import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from adaptseg.data.torch_datasets import SegmentationDataset
 from adaptseg.evaluation.metrics import ConfusionMatrix
-from adaptseg.training.losses import prediction_entropy
+from adaptseg.training.losses import prediction_entropy, upsample_logits
 
 
 def _argmax_over_planes(planes: np.ndarray) -> np.ndarray:
@@ -59,8 +58,7 @@ def upsampled_prediction(logits: torch.Tensor, size: tuple[int, int], align_corn
 
     Bilinear with ``align_corners=True`` as the original evaluation, then :func:`class_argmax`.
     """
-    upsampled = F.interpolate(logits.float(), size=size, mode="bilinear", align_corners=align_corners)
-    return class_argmax(upsampled)
+    return class_argmax(upsample_logits(logits, size, align_corners))
 
 
 def labelled_dataset(

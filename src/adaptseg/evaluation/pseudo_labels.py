@@ -17,12 +17,12 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from adaptseg.evaluation.inference import collate_labelled
 from adaptseg.evaluation.metrics import ConfusionMatrix, mean_iou, pixel_accuracy
+from adaptseg.training.losses import upsample_logits
 
 
 @torch.inference_mode()
@@ -51,8 +51,7 @@ def pseudo_label_quality(
         logits = segmenter(batch["image"].to(device))["out"].float()
         for index, label in enumerate(batch["label"]):
             label = label.to(device).long()
-            scores = F.interpolate(logits[index : index + 1], size=tuple(label.shape[-2:]), mode="bilinear",
-                                   align_corners=align_corners)
+            scores = upsample_logits(logits[index : index + 1], tuple(label.shape[-2:]), align_corners)
             probability, prediction = scores.softmax(dim=1).max(dim=1)
             confusion.update(prediction, label[None])
             labelled = (label[None] >= 0) & (label[None] < num_classes)

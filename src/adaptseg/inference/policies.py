@@ -18,10 +18,10 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from PIL import Image
 
 from adaptseg.evaluation.inference import class_argmax, upsampled_prediction
+from adaptseg.training.losses import upsample_logits
 from adaptseg.training.precision import Amp
 
 POLICIES = ("resize", "sliding")
@@ -113,9 +113,7 @@ def predict_sliding(
         crops = torch.stack([image[:, top:bottom, left:right] for top, bottom, left, right in chunk])
         logits = _forward(segmenter, crops, amp)
         top, bottom, left, right = chunk[0]
-        upsampled = F.interpolate(
-            logits.float(), size=(bottom - top, right - left), mode="bilinear", align_corners=align_corners
-        )
+        upsampled = upsample_logits(logits, (bottom - top, right - left), align_corners)
         for (top, bottom, left, right), window_logits in zip(chunk, upsampled, strict=True):
             total[:, top:bottom, left:right] += window_logits
             count[:, top:bottom, left:right] += 1
