@@ -209,9 +209,10 @@ def _gap_grid(ax, summary: dict, methods: list[str], regimes: list[str]) -> None
 
 
 def budget_figure(summary: dict, default_steps: int):
-    """mIoU (mean ± std) and the share of the gap closed against adaptation steps, one line per namespace run at
-    two or more budgets, for each regime that has such lines; ``None`` when none has. Whether a method's share of
-    the gap keeps growing with steps is the question a single budget cannot answer."""
+    """mIoU (mean ± std) and the share of the gap closed against adaptation steps, for each regime where some
+    namespace ran at two or more budgets (the bounds, usually); ``None`` when none has. A namespace run only at
+    another budget than the default (DACS at 2000 steps beside 1000-step baselines) is drawn as a point there.
+    Whether a method's share of the gap keeps growing with steps is the question a single budget cannot answer."""
     curves: dict[str, dict[str, list]] = {}
     for regime, part in summary["regimes"].items():
         for label, stats in part["methods"].items():
@@ -222,19 +223,25 @@ def budget_figure(summary: dict, default_steps: int):
             namespace = label[: budget.start()] if budget else label
             point = (steps, stats["mean"], stats["std"] if stats["n"] > 1 else 0.0, part["gap_closed"].get(label))
             curves.setdefault(regime, {}).setdefault(namespace, []).append(point)
-    curves = {r: {n: points for n, points in lines.items() if len(points) > 1} for r, lines in curves.items()}
-    regimes = [r for r, lines in curves.items() if lines]
+    curves = {
+        regime: {n: points for n, points in lines.items() if len(points) > 1 or points[0][0] != default_steps}
+        for regime, lines in curves.items()
+    }
+    regimes = [r for r, lines in curves.items() if any(len(points) > 1 for points in lines.values())]
     if not regimes:
         return None
     fig, axes = plt.subplots(len(regimes), 2, figsize=(11, 3.8 * len(regimes)), squeeze=False)
+    palette = plt.get_cmap("tab10").colors  # one colour per namespace in every regime's panels
+    colours = {n: palette[i % len(palette)] for i, n in enumerate(sorted({n for r in regimes for n in curves[r]}))}
     for (scores, shares), regime in zip(axes, regimes):
         budgets = sorted({p[0] for points in curves[regime].values() for p in points})
         for namespace, points in sorted(curves[regime].items()):
             steps, means, stds, gaps = zip(*sorted(points))
-            drawn = scores.errorbar(steps, means, yerr=stds, marker="o", capsize=3, label=namespace)
+            colour = colours[namespace]
+            scores.errorbar(steps, means, yerr=stds, marker="o", capsize=3, color=colour, label=namespace)
             closed = [(s, 100 * g) for s, g in zip(steps, gaps) if g is not None]
             if closed and namespace not in (SOURCE_ONLY, UPPER_BOUND):
-                shares.plot(*zip(*closed), marker="o", color=drawn.lines[0].get_color(), label=namespace)
+                shares.plot(*zip(*closed), marker="o", color=colour, label=namespace)
         for ax in (scores, shares):
             ax.set_xscale("log", base=2)
             ax.set_xticks(budgets, [str(b) for b in budgets])
