@@ -181,8 +181,7 @@ class Study:
         self.ensembles = ENSEMBLES
         self.params, self.plan, self.out, self.quiet = params, plan, out, quiet
         self.resolver = CatalogConfigResolver(catalog_config)
-        chosen = out / "selection.json"  # dev choices earlier runs (or other processes) made in this folder
-        self.selection: dict[str, dict] = json.loads(chosen.read_text()) if chosen.is_file() else {}
+        self.selection: dict[str, dict] = self.stored_selection()  # dev choices earlier runs made in this folder
 
     # -------------------------------------------------------------- parameters of one namespace
     def block_key(self, namespace: str) -> str:
@@ -409,15 +408,22 @@ class Study:
         self.save_selection()
         return entries[best]
 
+    @property
+    def selection_file(self) -> Path:
+        return self.out / "selection.json"
+
+    def stored_selection(self) -> dict[str, dict]:
+        """``--out``'s selection.json as earlier runs and other processes left it; empty when none chose yet."""
+        return json.loads(self.selection_file.read_text()) if self.selection_file.is_file() else {}
+
     def save_selection(self) -> None:
         """selection.json, merged with what other processes sharing ``--out`` chose for other regimes."""
-        path = self.out / "selection.json"
         with exclusive_lock(self.out / ".study.lock"):
-            merged = json.loads(path.read_text()) if path.is_file() else {}
+            merged = self.stored_selection()
             for regime, chosen in self.selection.items():
                 merged.setdefault(regime, {}).update(chosen)
             self.selection = merged
-            write_atomically(path, json.dumps(merged, indent=2))
+            write_atomically(self.selection_file, json.dumps(merged, indent=2))
 
     def study(self) -> None:
         started = time.perf_counter()
