@@ -485,6 +485,17 @@ def this_machine(device: str = "auto") -> str:
     return f"{machine_name(resolve_device(device))}, torch {torch.__version__}"
 
 
+def open_tracking(uri: str, experiment: str, out: Path) -> None:
+    """MLflow's store and the study's experiment, opened by one process sharing ``out`` at a time: the first to
+    touch a fresh SQLite store creates its tables, and two doing it at once fail in alembic's migration (seen
+    when two processes started a study on a new machine together)."""
+    import mlflow
+
+    mlflow.set_tracking_uri(uri)
+    with exclusive_lock(out / ".study.lock"):
+        mlflow.set_experiment(experiment)
+
+
 def _miou(metrics: Mapping, params: Mapping) -> float:
     return float(metrics["protocols"][str(params["model"]["num_classes"])]["miou"])
 
@@ -546,10 +557,7 @@ def main(argv: list[str] | None = None) -> None:
         return
     plan = Plan.from_settings(settings, args)
     out.mkdir(parents=True, exist_ok=True)
-    import mlflow
-
-    mlflow.set_tracking_uri(os.environ.get("MLFLOW_TRACKING_URI", "sqlite:///mlflow.db"))
-    mlflow.set_experiment(settings["name"])
+    open_tracking(os.environ.get("MLFLOW_TRACKING_URI", "sqlite:///mlflow.db"), settings["name"], out)
     study = Study(params, catalog_config, plan, out, args.quiet)
     check_results(out / "results.csv", plan.steps["pretrain"], settings["pretrain_steps"])
     started = time.perf_counter()

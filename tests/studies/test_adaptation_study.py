@@ -229,3 +229,22 @@ def test_a_model_another_process_is_training_is_waited_for_and_not_trained_again
     assert runner.train("dacs", 1, regime) == tmp_path / "runs" / "dacs"
     other.join()
     assert trained == ["dacs"] and (tmp_path / "runs" / "dacs" / "done").is_file()
+
+
+@pytest.mark.slow
+def test_processes_starting_together_on_a_fresh_tracking_store_both_open_it(tmp_path):
+    import subprocess
+
+    start = time.time() + 8  # both imports usually done by then: the two opens race as on a new machine
+    opener = (
+        "import importlib.util, sys, time; from pathlib import Path; import mlflow\n"
+        f"spec = importlib.util.spec_from_file_location('adaptation_study', {str(SCRIPT)!r})\n"
+        "module = importlib.util.module_from_spec(spec); sys.modules['adaptation_study'] = module\n"
+        "spec.loader.exec_module(module)\n"
+        f"time.sleep(max(0.0, {start} - time.time()))\n"
+        f"module.open_tracking('sqlite:///{tmp_path}/mlflow.db', 'adaptation_study', Path({str(tmp_path)!r}))\n"
+    )
+    processes = [subprocess.Popen([sys.executable, "-c", opener], stderr=subprocess.PIPE, text=True)
+                 for _ in range(2)]
+    errors = [p.communicate(timeout=180)[1] for p in processes]
+    assert [p.returncode for p in processes] == [0, 0], errors
