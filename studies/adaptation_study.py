@@ -588,6 +588,7 @@ def write_summary(
         summary = summarise_study(
             rows, split="val", order=settings["namespaces"], baselines=settings.get("baselines", ["source_only"]),
             comparisons=settings.get("comparisons", []), value="miou" if protocol is None else f"miou{protocol}",
+            base_steps=base,
         )
         stem = "summary" if protocol is None else f"summary_{protocol}"
         (out / f"{stem}.json").write_text(json.dumps(summary["json"], indent=2))

@@ -161,6 +161,7 @@ def test_ranges_types_of_other_blocks_and_the_study_grids():
         "source_pretraining.training.engine.max_steps=0", "model.num_classes=20",
         "synthesis.generator.counts.val=x", "study.grids.dacs=[{confidense: 0.9}]",
         "fda_mbt.ensemble.weights=[1,1]", "source.kind=gta", "source.root=/d",
+        "study.comparisons=[[dacs_4000_steps, dacz_2000_steps]]",
     ))
     messages = {p.key: p.message for p in error.problems}
     assert "max_steps=0 must be >= 1" in messages["source_pretraining.training.engine"]
@@ -170,6 +171,8 @@ def test_ranges_types_of_other_blocks_and_the_study_grids():
     assert "one per member (fda, fda_beta05, fda_beta09)" in messages["fda_mbt.ensemble.weights"]
     assert "did you mean gta5?" in messages["source.kind"]
     assert "source.root" not in messages  # a raw-data root from --params is a known key
+    assert "did you mean dacs?" in messages["study.comparisons[0][1]"]  # a budget label names a namespace's run
+    assert "study.comparisons[0][0]" not in messages
 
 
 #: The study's ``--dataset synthia`` runtime parameters.

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import difflib
 import inspect
+import re
 import typing
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
@@ -436,6 +437,17 @@ EVALUATION = block(
 
 STUDY_NAMESPACE_LIST = list_of(choice(STUDY_NAMESPACES))
 
+
+def budget_labelled(check: Check) -> Check:
+    """``check`` on a study row's method, which may carry a budget label: ``dacs_2000_steps`` is ``dacs`` run
+    with ``--adapt-steps 2000`` (the study summary's ``BUDGET`` suffix)."""
+
+    def inner(value: Any, key: str) -> list[Problem]:
+        return check(re.sub(r"_\d+_steps$", "", value) if isinstance(value, str) else value, key)
+
+    return inner
+
+
 STUDY = block(
     {
         "name": typed(str),
@@ -447,7 +459,7 @@ STUDY = block(
         "selection": block({"seed": integer(0), "split": typed(str)}, nullable=True),
         "namespaces": STUDY_NAMESPACE_LIST,
         "baselines": STUDY_NAMESPACE_LIST,
-        "comparisons": list_of(all_of(typed(tuple[str, str]), STUDY_NAMESPACE_LIST)),
+        "comparisons": list_of(all_of(typed(tuple[str, str]), list_of(budget_labelled(choice(STUDY_NAMESPACES))))),
         "regimes": mapping_of(
             block(
                 {"generator": synthesis_generator, "namespaces": STUDY_NAMESPACE_LIST,

@@ -3,7 +3,7 @@
 import pandas as pd
 import pytest
 
-from adaptseg.reporting.study_summary import budget_figure, paired_difference, summarise_study, t95
+from adaptseg.reporting.study_summary import budget_figure, budget_pairs, paired_difference, summarise_study, t95
 
 
 def test_paired_difference_uses_the_t_interval():
@@ -122,3 +122,25 @@ def test_the_budget_figure_draws_a_method_run_at_one_other_budget_beside_bounds_
     assert shares.get_lines()[0].get_ydata().tolist() == pytest.approx([100 * 11 / 12])  # (52 − 41) / (53 − 41)
     assert {text.get_text() for text in scores.get_legend().get_texts()} == {"dacs", "oracle_finetune", "source_only"}
     assert budget_figure(summarise_study(pd.DataFrame([r for r in rows if r["regime"] == "fog"]))["json"], 1000) is None
+
+
+def test_a_run_at_another_budget_is_held_against_the_oracle_and_its_own_namespace_at_that_budget_and_below():
+    methods = ["source_only", "dacs", "dacs_rcs", "cbst", "oracle_finetune", "source_only_2000_steps",
+               "dacs_2000_steps", "dacs_rcs_2000_steps", "oracle_finetune_2000_steps", "dacs_rcs_4000_steps",
+               "oracle_finetune_4000_steps", "source_only_500_steps"]
+    comparisons = [["dacs_rcs", "dacs"], ["cbst", "dacs_2000_steps"], ["dacs_mic", "dacs"]]
+    pairs = budget_pairs(methods, comparisons, base_steps=1000)
+    assert ("dacs_2000_steps", "oracle_finetune_2000_steps") in pairs
+    assert ("dacs_rcs_4000_steps", "dacs_rcs_2000_steps") in pairs  # the next lower budget, not the default
+    assert ("source_only_2000_steps", "source_only") in pairs and ("oracle_finetune_2000_steps", "oracle_finetune") in pairs
+    assert ("source_only", "source_only_500_steps") not in pairs  # unlabelled rows are only ever the lower side
+    assert ("dacs_rcs_2000_steps", "dacs_2000_steps") in pairs  # a comparison repeated at a budget both ran
+    assert not any(b == "dacs_4000_steps" or a.startswith("dacs_mic") for a, b in pairs)  # never ran: no pair
+    assert ("oracle_finetune_2000_steps", "oracle_finetune_2000_steps") not in pairs
+    assert budget_pairs(methods, comparisons, base_steps=None).count(("source_only_2000_steps", "source_only")) == 0
+
+    rows = [{"seed": s, "regime": "noise", "method": m, "split": "val", "miou": 40 + i + s}
+            for s in (1, 2) for i, m in enumerate(methods)]
+    paired = summarise_study(pd.DataFrame(rows), comparisons=comparisons, base_steps=1000)["json"]["regimes"]["noise"]["paired"]
+    assert paired["cbst - dacs_2000_steps"]["mean"] == pytest.approx(-3)  # a configured pair naming a budget
+    assert paired["dacs_rcs_4000_steps - dacs_rcs_2000_steps"]["mean"] == pytest.approx(2)

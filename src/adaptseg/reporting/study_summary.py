@@ -37,6 +37,35 @@ def at_budget_of(method: str, baseline: str, present: Collection[str]) -> str:
     return matched if matched in present else baseline
 
 
+def budget_pairs(
+    methods: Sequence[str], comparisons: Sequence[Sequence[str]], base_steps: int | None
+) -> list[tuple[str, str]]:
+    """Pairs that hold a run at another budget against runs at its own, so that no extra steps go uncredited or
+    unseen: every ``<namespace>_<steps>_steps`` against the fine-tuned oracle at those steps and against its own
+    namespace at the next lower budget the study has (its unlabelled name is ``base_steps``; without it, only
+    labelled budgets are ordered), and each of ``comparisons`` repeated at every budget both sides ran."""
+    present = set(methods)
+
+    def steps(method: str) -> int | None:
+        budget = BUDGET.search(method)
+        return int(budget.group().split("_")[1]) if budget else base_steps
+
+    pairs: list[tuple[str, str]] = []
+    for method in methods:
+        budget = BUDGET.search(method)
+        if not budget:
+            continue
+        namespace = BUDGET.sub("", method)
+        if namespace != UPPER_BOUND:
+            pairs.append((method, UPPER_BOUND + budget.group()))
+        lower = [m for m in methods if BUDGET.sub("", m) == namespace and m != method
+                 and steps(m) is not None and steps(m) < steps(method)]
+        if lower:
+            pairs.append((method, max(lower, key=steps)))
+        pairs += [(a + budget.group(), b + budget.group()) for a, b in comparisons if a == namespace]
+    return [(a, b) for a, b in pairs if a in present and b in present]
+
+
 def t95(dof: int) -> float:
     """The 95% two-sided t quantile for ``dof`` degrees of freedom (nearest tabulated value at or below)."""
     if dof < 1:
@@ -68,12 +97,14 @@ def summarise_study(
     baselines: Sequence[str] = (SOURCE_ONLY,),
     comparisons: Sequence[Sequence[str]] = (),
     value: str = "miou",
+    base_steps: int | None = None,
 ) -> dict:
     """Tables (markdown, JSON) and a figure of per-method mIoU and paired differences on ``split``.
 
     ``order``: the methods' column order (others follow, sorted); ``baselines``: every method is compared with
-    each of them; ``comparisons``: further ``[method, baseline]`` pairs; ``value``: the column summarised
-    (``miou``, or a narrower protocol's ``miou16`` / ``miou13``).
+    each of them; ``comparisons``: further ``[method, baseline]`` pairs, repeated at every other budget both
+    ran (``budget_pairs``); ``value``: the column summarised (``miou``, or a narrower protocol's ``miou16`` /
+    ``miou13``); ``base_steps``: the budget of the rows without a ``_<steps>_steps`` label.
     """
     rows = _regime_column(results)
     rows = rows[rows["split"] == split]
@@ -87,7 +118,8 @@ def summarise_study(
     )
     pairs: list[tuple[str, str]] = []
     matched = [(m, at_budget_of(m, b, present)) for b in baselines for m in methods]
-    for a, b in [(m, b) for m, b in matched if m != b] + [tuple(p) for p in comparisons]:
+    further = [tuple(p) for p in comparisons] + budget_pairs(methods, comparisons, base_steps)
+    for a, b in [(m, b) for m, b in matched if m != b] + further:
         if (a, b) not in pairs and (b, a) not in pairs:
             pairs.append((a, b))
     summary: dict = {"split": split, "value": value, "regimes": {}}
