@@ -30,7 +30,8 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -476,13 +477,31 @@ class Study:
 def this_machine(device: str = "auto") -> str:
     """The processor or GPU that ``device`` (the engine's setting) trains on, and the torch version: fp32
     training is reproducible on one machine kind, not across kinds (different kernels round differently, and
-    adversarial training amplifies it), so rows pair within one."""
+    adversarial training amplifies it), so rows pair within one. On a CPU, a thread count other than the
+    study's one is part of the kind too (``study.threads``)."""
     import torch
 
     from adaptseg.training.precision import resolve_device
     from adaptseg.training.precision_probe import machine_name
 
-    return f"{machine_name(resolve_device(device))}, torch {torch.__version__}"
+    resolved = resolve_device(device)
+    threads = torch.get_num_threads()
+    suffix = f", {threads} threads" if resolved.type == "cpu" and threads != 1 else ""
+    return f"{machine_name(resolved)}, torch {torch.__version__}{suffix}"
+
+
+@contextmanager
+def torch_threads(count: int) -> Iterator[None]:
+    """torch's intra-op threads set to ``count`` while the study trains, and given back after (a caller such as
+    a test process keeps its own)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def open_tracking(uri: str, experiment: str, out: Path) -> None:
@@ -561,7 +580,8 @@ def main(argv: list[str] | None = None) -> None:
     study = Study(params, catalog_config, plan, out, args.quiet)
     check_results(out / "results.csv", plan.steps["pretrain"], settings["pretrain_steps"])
     started = time.perf_counter()
-    study.study()
+    with torch_threads(settings["threads"]):  # the count is part of what a row reproduces
+        study.study()
     results = out / "results.csv"  # every process's rows, not only this one's
     write_summary(pd.read_csv(results) if results.is_file() else pd.DataFrame(), out, settings,
                   {"argv": recorded_argv, "study": settings, "selection": study.selection,

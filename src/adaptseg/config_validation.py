@@ -456,6 +456,7 @@ STUDY = block(
         "pretrain_steps": integer(1),
         "adapt_steps": integer(1),
         "precision": choice(PRECISIONS, nullable=True),
+        "threads": integer(1),
         "selection": block({"seed": integer(0), "split": typed(str)}, nullable=True),
         "namespaces": STUDY_NAMESPACE_LIST,
         "baselines": STUDY_NAMESPACE_LIST,

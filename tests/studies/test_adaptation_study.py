@@ -56,6 +56,7 @@ def test_study_runs_namespaces_chooses_knobs_on_dev_and_resumes(study, tmp_path)
     assert len(ensemble) == 4 and ensemble["miou"].between(0, 100).all()
     assert (out / "summary.md").read_text().count("| none |") >= 1
     assert rows["machine"].nunique() == 1 and "torch" in rows["machine"].iloc[0]  # what the seeds pair within
+    assert "threads" not in rows["machine"].iloc[0]  # trained at study.threads (1), whatever pytest's count
 
     moved = tmp_path / "elsewhere" / "study"  # a study folder moves (or is copied to another machine) whole
     moved.parent.mkdir()
@@ -167,6 +168,17 @@ def test_rows_name_the_machine_the_engine_trains_on_not_the_fastest_one_present(
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "Some GPU")
     assert study.this_machine("auto").startswith("Some GPU, torch ")
     assert "Some GPU" not in study.this_machine("cpu")  # a study pinned to the CPU on a GPU machine
+
+
+def test_a_cpu_row_names_a_thread_count_other_than_one_since_the_count_changes_the_model(study):
+    import torch
+
+    before = torch.get_num_threads()
+    with study.torch_threads(2):
+        assert study.this_machine("cpu").endswith(", 2 threads")
+    with study.torch_threads(1):
+        assert "threads" not in study.this_machine("cpu")
+    assert torch.get_num_threads() == before  # given back to the caller
 
 
 def test_one_results_file_holds_one_pretraining_budget(study, tmp_path):
