@@ -10,8 +10,9 @@ the oracles) and its evaluation node on ``dev`` and ``val``, with the project's 
 puts every output in a folder of its own under ``--out``. Those folders are named by a hash of everything
 that made them (the namespace's parameters, its starting model's folder, the data), so a rerun reuses what
 is done and trains what is missing or changed: a study resumes where it stopped, and several processes or
-machines can share one ``--out`` (give each its own ``--seeds`` or ``--regimes``; ``selection.json`` merges,
-and a last invocation over everything, which finds every model done, writes the complete ``results.csv``).
+machines can share one ``--out``: each takes the models no other is making and waits only when nothing else is
+left (``--jobs N`` starts N on this machine, one per core by default, each with ``study.threads`` threads);
+``selection.json`` and ``results.csv`` merge under a file lock.
 
 Knobs: a namespace with a grid (``study.grids``) trains once per grid entry on the selection seed in each
 regime; the entry with the highest ``dev`` mIoU is used for every seed of that regime. ``val`` is read only to
@@ -30,8 +31,8 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -332,11 +333,14 @@ class Study:
             self.run(pipeline, self.catalog(pipeline, regime, self.plan.selection_seed, params))
             (root / "done").write_text("data pipelines finished\n")
 
-    def train(self, namespace: str, seed: int, regime: Regime, knobs: Mapping[str, Any] | None = None) -> Path:
-        """Train ``namespace`` (and, first, what it starts from) unless its folder already holds the model."""
+    def train(
+        self, namespace: str, seed: int, regime: Regime, knobs: Mapping[str, Any] | None = None, wait: bool = True
+    ) -> Path:
+        """Train ``namespace`` (and, first, what it starts from) unless its folder already holds the model.
+        ``wait=False``: ``BlockingIOError`` where another process sharing ``--out`` is training it or its start."""
         if namespace in self.ensembles:  # evaluated from its members' weights: train those
             for member in self.ensembles[namespace]:
-                self.train(member, seed, regime)
+                self.train(member, seed, regime, wait=wait)
             return self.scope(namespace, seed, regime)
         knobs = self.knobs(namespace, regime) if knobs is None else dict(knobs)
         scope = self.scope(namespace, seed, regime, knobs)
@@ -344,8 +348,8 @@ class Study:
             return scope
         start = self.start_of(namespace)
         if start is not None:
-            self.train(start, seed, regime)
-        with claimed(scope):  # another process sharing --out may be training it: wait, then use its model
+            self.train(start, seed, regime, wait=wait)
+        with claimed(scope, wait):  # another process sharing --out may be training it: wait, then use its model
             if not (scope / "done").is_file():
                 self._train(namespace, seed, regime, knobs, scope)
         return scope
@@ -368,13 +372,16 @@ class Study:
         logger.info("trained %s (%s, seed %d) in %.0f s -> %s", namespace, regime.name, seed,
                     time.perf_counter() - began, scope)
 
-    def evaluate(self, namespace: str, seed: int, regime: Regime, split: str, knobs: Mapping[str, Any] | None = None) -> dict:
+    def evaluate(
+        self, namespace: str, seed: int, regime: Regime, split: str, knobs: Mapping[str, Any] | None = None,
+        wait: bool = True,
+    ) -> dict:
         """The namespace's evaluation nodes on ``split`` (metrics kept beside the model, exports off)."""
-        scope = self.train(namespace, seed, regime, knobs)
+        scope = self.train(namespace, seed, regime, knobs, wait)
         root = scope / f"eval_{split}"
         metrics_file = root / "metrics.json"
         if not metrics_file.is_file():
-            with claimed(root):
+            with claimed(root, wait):
                 if not metrics_file.is_file():
                     self._evaluate(namespace, seed, regime, split, scope, root)
         return json.loads(metrics_file.read_text())
@@ -396,6 +403,9 @@ class Study:
         if chosen is not None and chosen["grid"] == entries:
             return chosen["chosen"]  # a changed grid is chosen again (its trained entries are reused)
         self.prepare_data(regime)  # another regime's choice (knobs_from) may not have its data here yet
+        for entry in entries:  # first the entries no other process is training, then wait for those in turn
+            with suppress(BlockingIOError):
+                self.evaluate(namespace, self.plan.selection_seed, regime, self.plan.selection_split, entry, wait=False)
         scores = []
         for entry in entries:
             metrics = self.evaluate(namespace, self.plan.selection_seed, regime, self.plan.selection_split, entry)
@@ -433,15 +443,23 @@ class Study:
         for regime in self.plan.regimes:
             for namespace in regime.namespaces:
                 self.knobs(namespace, regime)  # every grid chosen on dev before any seed's main runs
-        for seed in sorted({s for r in self.plan.regimes for s in r.seeds}):
-            for regime in self.plan.regimes:
-                if seed not in regime.seeds:
-                    continue
-                for namespace in regime.namespaces:
+        work = [(namespace, seed, regime) for seed in sorted({s for r in self.plan.regimes for s in r.seeds})
+                for regime in self.plan.regimes if seed in regime.seeds for namespace in regime.namespaces]
+        wait = False  # processes sharing --out take what no other is making, and wait only when nothing is left
+        while work:
+            left = []
+            for namespace, seed, regime in work:
+                try:
                     for split in ("dev", "val"):
-                        self.record(namespace, seed, regime, split, self.evaluate(namespace, seed, regime, split))
-                    logger.info("done %s %s s%d (%.0f min so far)", namespace, regime.name, seed,
-                                (time.perf_counter() - started) / 60)
+                        metrics = self.evaluate(namespace, seed, regime, split, wait=wait)
+                        self.record(namespace, seed, regime, split, metrics)
+                except BlockingIOError:  # another process is making it or its start: back to it later
+                    left.append((namespace, seed, regime))
+                    continue
+                logger.info("done %s %s s%d (%.0f min so far)", namespace, regime.name, seed,
+                            (time.perf_counter() - started) / 60)
+            wait = wait or len(left) == len(work)
+            work = left
 
     def trained_on(self, namespace: str, seed: int, regime: Regime) -> str:
         """The machine that trained the model (an ensemble: its first member's); "unrecorded" before 2026-12-05."""
@@ -488,6 +506,44 @@ def this_machine(device: str = "auto") -> str:
     threads = torch.get_num_threads()
     suffix = f", {threads} threads" if resolved.type == "cpu" and threads != 1 else ""
     return f"{machine_name(resolved)}, torch {torch.__version__}{suffix}"
+
+
+def default_jobs(threads: int) -> int:
+    """One study process per ``threads`` cores where models train on the CPU; one on a GPU."""
+    from adaptseg.training.precision import resolve_device
+
+    return 1 if resolve_device("auto").type != "cpu" else max(1, (os.cpu_count() or 1) // threads)
+
+
+@contextmanager
+def workers(argv: Sequence[str], out: Path, jobs: int) -> Iterator[None]:
+    """``jobs - 1`` more processes of this study over the same ``--out`` while this one runs it, each logging
+    to ``<out>/worker-<k>.log``; waited for at the end, so the summary written after covers their rows. One
+    that failed is named with its log; a stopped study stops them."""
+    import subprocess
+
+    if jobs <= 1:
+        yield
+        return
+    argv = [a for a in argv if not a.startswith("--jobs=")]
+    while "--jobs" in argv:  # the flag and its value
+        del argv[argv.index("--jobs"):argv.index("--jobs") + 2]
+    command = [sys.executable, str(Path(__file__).resolve()), *argv, "--jobs", "1", "--quiet"]
+    logs = [out / f"worker-{k}.log" for k in range(1, jobs)]
+    children = []
+    for log in logs:
+        with open(log, "w") as handle:
+            children.append(subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT))
+    logger.info("%d more study process(es) over %s, logging to %s", len(children), out, ", ".join(map(str, logs)))
+    try:
+        yield
+    except BaseException:
+        for child in children:
+            child.terminate()
+        raise
+    failed = [str(log) for child, log in zip(children, logs) if child.wait() != 0]
+    if failed:
+        raise SystemExit(f"study processes failed; their logs: {', '.join(failed)}")
 
 
 @contextmanager
@@ -555,6 +611,11 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--out", help="default: data/08_reporting/study, or study_synthia with --dataset synthia")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.add_argument(
+        "--jobs", type=int,
+        help="processes sharing --out, each taking the models no other is making (default study.jobs; null: one "
+             "per study.threads cores on a CPU, one on a GPU); the others log to <out>/worker-<k>.log",
+    )
     parser.add_argument("--summarise-only", action="store_true", help="summarise --out's results.csv; train nothing")
     args = parser.parse_args(argv)
     recorded_argv = sys.argv[1:] if argv is None else argv
@@ -580,8 +641,9 @@ def main(argv: list[str] | None = None) -> None:
     study = Study(params, catalog_config, plan, out, args.quiet)
     check_results(out / "results.csv", plan.steps["pretrain"], settings["pretrain_steps"])
     started = time.perf_counter()
-    with torch_threads(settings["threads"]):  # the count is part of what a row reproduces
-        study.study()
+    with workers(recorded_argv, out, args.jobs or settings["jobs"] or default_jobs(settings["threads"])):
+        with torch_threads(settings["threads"]):  # the count is part of what a row reproduces
+            study.study()
     results = out / "results.csv"  # every process's rows, not only this one's
     write_summary(pd.read_csv(results) if results.is_file() else pd.DataFrame(), out, settings,
                   {"argv": recorded_argv, "study": settings, "selection": study.selection,
@@ -621,10 +683,11 @@ def write_summary(
     (out / "settings.json").write_text(json.dumps(recorded, indent=2, default=str))
 
 
-def claimed(folder: Path):
+def claimed(folder: Path, wait: bool = True):
     """An exclusive lock beside ``folder`` (``.<name>.lock``) while this process makes what goes in it, so that
-    processes sharing ``--out`` make each dataset, model and evaluation once (the others wait, then read it)."""
-    return exclusive_lock(folder.parent / f".{folder.name}.lock")
+    processes sharing ``--out`` make each dataset, model and evaluation once (the others wait, then read it;
+    with ``wait=False`` they get ``BlockingIOError`` and do something else first)."""
+    return exclusive_lock(folder.parent / f".{folder.name}.lock", wait)
 
 
 def check_results(results: Path, pretrain_steps: int, default_pretrain: int) -> None:

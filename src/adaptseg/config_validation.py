@@ -457,6 +457,7 @@ STUDY = block(
         "adapt_steps": integer(1),
         "precision": choice(PRECISIONS, nullable=True),
         "threads": integer(1),
+        "jobs": integer(1, nullable=True),
         "selection": block({"seed": integer(0), "split": typed(str)}, nullable=True),
         "namespaces": STUDY_NAMESPACE_LIST,
         "baselines": STUDY_NAMESPACE_LIST,

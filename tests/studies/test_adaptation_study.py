@@ -11,7 +11,7 @@ import pytest
 
 SCRIPT = Path(__file__).resolve().parents[2] / "studies" / "adaptation_study.py"
 TINY = [
-    "--pretrain-steps", "2", "--adapt-steps", "2", "--quiet", "--set",
+    "--pretrain-steps", "2", "--adapt-steps", "2", "--quiet", "--set", "study.jobs=1",
     "synthesis.generator.counts={source: 4, train: 3, val: 2, dev: 2}",
     "synthesis.generator.source_size=[64, 32]", "synthesis.generator.target_size=[64, 32]",
     "model.options.width=8", "evaluation.input_size=[64, 32]",
@@ -260,3 +260,80 @@ def test_processes_starting_together_on_a_fresh_tracking_store_both_open_it(tmp_
                  for _ in range(2)]
     errors = [p.communicate(timeout=180)[1] for p in processes]
     assert [p.returncode for p in processes] == [0, 0], errors
+
+
+def test_processes_sharing_an_out_folder_take_the_models_no_other_is_making(study, tmp_path):
+    """Two runners of the same study at once (threads: flock is per open file, as between processes): each model
+    is trained once, both train at the same time (waiting on each other, the same order would never overlap),
+    and each records every row."""
+    import threading
+
+    trained: dict[str, str] = {}
+    active, peak, counting = [0], [0], threading.Lock()
+    regime = study.Regime("none", {}, [1, 2, 3], ["source_only", "dacs"])
+
+    def runner() -> study.Study:
+        one = study.Study.__new__(study.Study)
+        one.ensembles, one.plan = {}, study.Plan([regime], {}, 1, "dev", 0, {"pretrain": 10, "adapt": 1000})
+        one.knobs, one.prepare_data = (lambda namespace, regime: {}), (lambda regime: None)
+        one.start_of = lambda namespace: "source_pretraining" if namespace != "source_pretraining" else None
+        one.scope = lambda namespace, seed, regime, knobs=None: tmp_path / "runs" / f"s{seed}" / namespace
+        one.recorded = []
+        one.record = lambda namespace, seed, regime, split, metrics: one.recorded.append((namespace, seed, split))
+
+        def slow_training(namespace, seed, regime, knobs, scope):
+            trained[f"{namespace} s{seed}"] = threading.current_thread().name
+            with counting:
+                active[0] += 1
+                peak[0] = max(peak[0], active[0])
+            time.sleep(0.2)
+            with counting:
+                active[0] -= 1
+            scope.mkdir(parents=True)
+            (scope / "done").write_text("{}")
+
+        def evaluation(namespace, seed, regime, split, scope, root):
+            root.mkdir(parents=True)
+            (root / "metrics.json").write_text("{}")
+
+        one._train, one._evaluate = slow_training, evaluation
+        return one
+
+    runners = [runner(), runner()]
+    threads = [threading.Thread(target=r.study, name=f"p{k}") for k, r in enumerate(runners)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(trained) == 9  # 3 pretrainings, 6 models: each once
+    assert set(trained.values()) == {"p0", "p1"} and peak[0] == 2  # the work was shared, not waited through
+    for one in runners:
+        assert sorted(one.recorded) == sorted((n, s, split) for n in ("source_only", "dacs") for s in (1, 2, 3)
+                                             for split in ("dev", "val"))
+
+
+def test_jobs_start_more_processes_of_the_same_study_and_name_the_log_of_one_that_failed(study, tmp_path, monkeypatch):
+    import subprocess
+
+    started = []
+
+    class Child:
+        def __init__(self, command, stdout, stderr):
+            started.append(command)
+            self.code = 0 if len(started) == 1 else 3
+
+        def wait(self):
+            return self.code
+
+        def terminate(self):
+            pass
+
+    monkeypatch.setattr(subprocess, "Popen", Child)
+    with pytest.raises(SystemExit, match="worker-2.log"):
+        with study.workers(["--out", str(tmp_path), "--jobs", "3", "--seeds", "1"], tmp_path, 3):
+            pass
+    assert len(started) == 2  # the parent's --jobs is not passed on
+    assert all(c[2:] == ["--out", str(tmp_path), "--seeds", "1", "--jobs", "1", "--quiet"] for c in started)
+    with study.workers(["--out", str(tmp_path)], tmp_path, 1):  # one job: nothing started
+        pass
+    assert len(started) == 2

@@ -59,13 +59,14 @@ def atomic_file(target: Path) -> Iterator[Path]:
 
 
 @contextmanager
-def exclusive_lock(path: Path) -> Iterator[None]:
+def exclusive_lock(path: Path, wait: bool = True) -> Iterator[None]:
     """Hold an exclusive ``flock`` on ``path`` (created if missing) for a read-modify-write that processes
-    sharing a folder must not interleave; released when the block ends or the process dies."""
+    sharing a folder must not interleave; released when the block ends or the process dies. ``wait=False``
+    raises ``BlockingIOError`` at once where another process holds it (so a caller can do other work first)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
+        fcntl.flock(handle, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
         try:
             yield
         finally:
