@@ -164,7 +164,8 @@ def main(argv: list[str] | None = None) -> None:
             raise SystemExit(f"--summarise-only: {path} does not exist (nothing measured yet)")
         table = pd.read_csv(path)
     else:
-        table, skipped = measure_all(ReadOnlyStudy(params, catalog_config, plan, out, quiet=True), args.thresholds)
+        with study.torch_threads(params["study"]["threads"]):  # as the study trains: scores reproduce exactly
+            table, skipped = measure_all(ReadOnlyStudy(params, catalog_config, plan, out, quiet=True), args.thresholds)
     wanted = {(r.name, s, n): i for i, (r, s, n) in
               enumerate((r, s, n) for r in plan.regimes for n in r.namespaces for s in r.seeds)}
     rank = [wanted.get(key) for key in zip(table["regime"], table["seed"], table["namespace"])]
