@@ -509,7 +509,7 @@ def this_machine(device: str = "auto") -> str:
 
 
 def default_jobs(threads: int) -> int:
-    """One study process per ``threads`` cores where models train on the CPU; one on a GPU."""
+    """One study process per ``threads`` cores; one where CUDA is present (the engines' ``device: auto``)."""
     from adaptseg.training.precision import resolve_device
 
     return 1 if resolve_device("auto").type != "cpu" else max(1, (os.cpu_count() or 1) // threads)
@@ -614,7 +614,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--jobs", type=int,
         help="processes sharing --out, each taking the models no other is making (default study.jobs; null: one "
-             "per study.threads cores on a CPU, one on a GPU); the others log to <out>/worker-<k>.log",
+             "per study.threads cores, one where CUDA is present); the others log to <out>/worker-<k>.log",
     )
     parser.add_argument("--summarise-only", action="store_true", help="summarise --out's results.csv; train nothing")
     args = parser.parse_args(argv)
