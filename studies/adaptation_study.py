@@ -673,14 +673,20 @@ def write_summary(
             base_steps=base,
         )
         stem = "summary" if protocol is None else f"summary_{protocol}"
-        (out / f"{stem}.json").write_text(json.dumps(summary["json"], indent=2))
-        (out / f"{stem}.md").write_text(summary["markdown"])
-        summary["figure"].savefig(out / f"{stem}.png", dpi=110, bbox_inches="tight")
+        # each file whole or not there: processes sharing --out (--jobs) may finish and write at the same time
+        write_atomically(out / f"{stem}.json", json.dumps(summary["json"], indent=2))
+        write_atomically(out / f"{stem}.md", summary["markdown"])
+        save_figure(summary["figure"], out / f"{stem}.png")
         print(summary["markdown"])
         budgets = budget_figure(summary["json"], base)
         if budgets is not None:
-            budgets.savefig(out / f"{stem}_budgets.png", dpi=110, bbox_inches="tight")
-    (out / "settings.json").write_text(json.dumps(recorded, indent=2, default=str))
+            save_figure(budgets, out / f"{stem}_budgets.png")
+    write_atomically(out / "settings.json", json.dumps(recorded, indent=2, default=str))
+
+
+def save_figure(figure, path: Path) -> None:
+    with atomic_file(path) as tmp:
+        figure.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
 
 
 def claimed(folder: Path, wait: bool = True):
