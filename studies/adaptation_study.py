@@ -366,9 +366,10 @@ class Study:
             mlflow.log_params({"namespace": namespace, "seed": seed, "regime": regime.name, "scope": scope.name,
                                **{f"knob.{k}": v for k, v in knobs.items()}})
             self.run(pipeline, catalog)
-        (scope / "done").write_text(json.dumps({"namespace": namespace, "seed": seed, "regime": regime.name,
-                                                "knobs": knobs, "seconds": time.perf_counter() - began,
-                                                "machine": this_machine(block.get("engine", {}).get("device", "auto"))}))
+        # whole or absent: other processes test for it without the lock, then read the machine from it
+        write_atomically(scope / "done", json.dumps({"namespace": namespace, "seed": seed, "regime": regime.name,
+                                                     "knobs": knobs, "seconds": time.perf_counter() - began,
+                                                     "machine": this_machine(block.get("engine", {}).get("device", "auto"))}))
         logger.info("trained %s (%s, seed %d) in %.0f s -> %s", namespace, regime.name, seed,
                     time.perf_counter() - began, scope)
 
