@@ -45,6 +45,7 @@ import yaml  # noqa: E402
 from kedro.pipeline import Pipeline  # noqa: E402
 
 from adaptseg.io.atomic import atomic_file, exclusive_lock  # noqa: E402
+from adaptseg.reporting.budgets import budget_label  # noqa: E402
 
 logger = logging.getLogger("adaptation_study")
 PROJECT = Path(__file__).resolve().parents[1]
@@ -750,7 +751,8 @@ def label_budgets(rows: pd.DataFrame, default_steps: int) -> pd.DataFrame:
         return rows
     steps = adapt_budgets(rows, default_steps)
     other = steps != base_budget(rows, default_steps)
-    return rows.assign(method=rows["method"].where(~other, rows["method"] + "_" + steps.astype(str) + "_steps"))
+    labelled = pd.Series([budget_label(m, int(n)) for m, n in zip(rows["method"], steps)], index=rows.index)
+    return rows.assign(method=rows["method"].where(~other, labelled))
 
 
 if __name__ == "__main__":

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import difflib
 import inspect
-import re
 import typing
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
@@ -39,6 +38,7 @@ from adaptseg.pipelines.adaptation.pipeline import NAMESPACES as ADAPTATION_NAME
 from adaptseg.pipelines.evaluation.pipeline import ENSEMBLES
 from adaptseg.pipelines.source_pretraining.pipeline import DOMAINS
 from adaptseg.pipelines.synthesis.nodes import SOURCE_FOLDERS
+from adaptseg.reporting.budgets import split_budget
 from adaptseg.reporting.published import BENCHMARKS
 from adaptseg.synth.config import SynthesisConfig
 from adaptseg.training import EngineConfig
@@ -440,10 +440,10 @@ STUDY_NAMESPACE_LIST = list_of(choice(STUDY_NAMESPACES))
 
 def budget_labelled(check: Check) -> Check:
     """``check`` on a study row's method, which may carry a budget label: ``dacs_2000_steps`` is ``dacs`` run
-    with ``--adapt-steps 2000`` (the study summary's ``BUDGET`` suffix)."""
+    with ``--adapt-steps 2000`` (``reporting.budgets``)."""
 
     def inner(value: Any, key: str) -> list[Problem]:
-        return check(re.sub(r"_\d+_steps$", "", value) if isinstance(value, str) else value, key)
+        return check(split_budget(value)[0] if isinstance(value, str) else value, key)
 
     return inner
 

@@ -8,7 +8,6 @@ checkpoint, same data order) remove the variance the methods share.
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Collection, Sequence
 
 import matplotlib
@@ -18,6 +17,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from adaptseg.reporting.budgets import budget_suffix, split_budget  # noqa: E402
+
 #: Two-sided 95% Student-t quantiles by degrees of freedom (no SciPy dependency for a table lookup).
 T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228,
        12: 2.179, 15: 2.131, 20: 2.086, 30: 2.042}
@@ -25,15 +26,13 @@ T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8:
 #: The method whose gain over source-only is the ceiling of "gap closed".
 UPPER_BOUND = "oracle_finetune"
 SOURCE_ONLY = "source_only"
-#: A run at another adaptation budget than the study's default is labelled ``<namespace>_<steps>_steps``.
-BUDGET = re.compile(r"_\d+_steps$")
 
 
 def at_budget_of(method: str, baseline: str, present: Collection[str]) -> str:
     """``baseline`` at ``method``'s adaptation budget where the study has it (``dacs_4000_steps`` is held against
     ``source_only_4000_steps``), else ``baseline`` itself: a longer run is never credited with its extra steps."""
-    budget = BUDGET.search(method)
-    matched = baseline + budget.group() if budget and not BUDGET.search(baseline) else baseline
+    suffix = budget_suffix(method)
+    matched = baseline + suffix if suffix and not budget_suffix(baseline) else baseline
     return matched if matched in present else baseline
 
 
@@ -47,22 +46,22 @@ def budget_pairs(
     present = set(methods)
 
     def steps(method: str) -> int | None:
-        budget = BUDGET.search(method)
-        return int(budget.group().split("_")[1]) if budget else base_steps
+        labelled = split_budget(method)[1]
+        return base_steps if labelled is None else labelled
 
     pairs: list[tuple[str, str]] = []
     for method in methods:
-        budget = BUDGET.search(method)
-        if not budget:
+        suffix = budget_suffix(method)
+        if not suffix:
             continue
-        namespace = BUDGET.sub("", method)
+        namespace = split_budget(method)[0]
         if namespace != UPPER_BOUND:
-            pairs.append((method, UPPER_BOUND + budget.group()))
-        lower = [m for m in methods if BUDGET.sub("", m) == namespace and m != method
+            pairs.append((method, UPPER_BOUND + suffix))
+        lower = [m for m in methods if split_budget(m)[0] == namespace and m != method
                  and steps(m) is not None and steps(m) < steps(method)]
         if lower:
             pairs.append((method, max(lower, key=steps)))
-        pairs += [(a + budget.group(), b + budget.group()) for a, b in comparisons if a == namespace]
+        pairs += [(a + suffix, b + suffix) for a, b in comparisons if a == namespace]
     return [(a, b) for a, b in pairs if a in present and b in present]
 
 
@@ -250,9 +249,8 @@ def budget_figure(summary: dict, default_steps: int):
         for label, stats in part["methods"].items():
             if not stats["n"]:
                 continue
-            budget = BUDGET.search(label)
-            steps = int(budget.group().split("_")[1]) if budget else default_steps
-            namespace = label[: budget.start()] if budget else label
+            namespace, labelled = split_budget(label)
+            steps = default_steps if labelled is None else labelled
             point = (steps, stats["mean"], stats["std"] if stats["n"] > 1 else 0.0, part["gap_closed"].get(label))
             curves.setdefault(regime, {}).setdefault(namespace, []).append(point)
     curves = {
