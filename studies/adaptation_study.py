@@ -370,7 +370,8 @@ class Study:
         # whole or absent: other processes test for it without the lock, then read the machine from it
         write_atomically(scope / "done", json.dumps({"namespace": namespace, "seed": seed, "regime": regime.name,
                                                      "knobs": knobs, "seconds": time.perf_counter() - began,
-                                                     "machine": this_machine(block.get("engine", {}).get("device", "auto"))}))
+                                                     "machine": this_machine(block.get("engine", {}).get("device", "auto")),
+                                                     "code": this_code()}))
         logger.info("trained %s (%s, seed %d) in %.0f s -> %s", namespace, regime.name, seed,
                     time.perf_counter() - began, scope)
 
@@ -463,12 +464,13 @@ class Study:
             wait = wait or len(left) == len(work)
             work = left
 
-    def trained_on(self, namespace: str, seed: int, regime: Regime) -> str:
-        """The machine that trained the model (an ensemble: its first member's); "unrecorded" before 2026-12-05."""
+    def trained_by(self, namespace: str, seed: int, regime: Regime) -> dict[str, str]:
+        """The machine and the code that trained the model (an ensemble: its first member's), for its rows;
+        "unrecorded" for models trained before the study recorded them (machine 2026-12-05, code 2026-12-06)."""
         if namespace in self.ensembles:
-            return self.trained_on(self.ensembles[namespace][0], seed, regime)
+            return self.trained_by(self.ensembles[namespace][0], seed, regime)
         done = json.loads((self.scope(namespace, seed, regime) / "done").read_text())
-        return done.get("machine", "unrecorded")
+        return {"machine": done.get("machine", "unrecorded"), "code": done.get("code", "unrecorded")}
 
     def record(self, namespace: str, seed: int, regime: Regime, split: str, metrics: Mapping) -> None:
         main = str(self.params["model"]["num_classes"])
@@ -478,7 +480,7 @@ class Study:
             {"seed": seed, "regime": regime.name, "method": namespace, "split": split,
              "adapt_steps": self.plan.steps["adapt"], "pretrain_steps": self.plan.steps["pretrain"],
              "knobs": json.dumps(self.knobs(namespace, regime), sort_keys=True),
-             "machine": self.trained_on(namespace, seed, regime),
+             **self.trained_by(namespace, seed, regime),
              "miou": round(scores["miou"], 3), **narrower, "pixel_accuracy": round(scores["pixel_accuracy"], 3)}
             | {f"iou.{k}": v for k, v in scores["iou"].items()}
         )
@@ -508,6 +510,17 @@ def this_machine(device: str = "auto") -> str:
     threads = torch.get_num_threads()
     suffix = f", {threads} threads" if resolved.type == "cpu" and threads != 1 else ""
     return f"{machine_name(resolved)}, torch {torch.__version__}{suffix}"
+
+
+def this_code() -> str:
+    """The commit that trains a model, ``+dirty`` with uncommitted changes to tracked files: rows are addressed by
+    their configuration, not their code (a new commit reuses the models), so each says which code made it."""
+    from adaptseg.reporting.provenance import UNKNOWN, git_tags
+
+    tags = git_tags(PROJECT)
+    if tags["git.commit"] == UNKNOWN:
+        return UNKNOWN
+    return tags["git.commit"][:12] + ("+dirty" if tags["git.dirty"] == "true" else "")
 
 
 def default_jobs(threads: int) -> int:

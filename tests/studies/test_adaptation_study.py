@@ -57,6 +57,7 @@ def test_study_runs_namespaces_chooses_knobs_on_dev_and_resumes(study, tmp_path)
     assert (out / "summary.md").read_text().count("| none |") >= 1
     assert rows["machine"].nunique() == 1 and "torch" in rows["machine"].iloc[0]  # what the seeds pair within
     assert "threads" not in rows["machine"].iloc[0]  # trained at study.threads (1), whatever pytest's count
+    assert rows["code"].nunique() == 1 and rows["code"].iloc[0] == study.this_code()  # the commit that trained them
 
     moved = tmp_path / "elsewhere" / "study"  # a study folder moves (or is copied to another machine) whole
     moved.parent.mkdir()
@@ -123,7 +124,8 @@ def test_rows_of_a_longer_budget_summarise_as_their_own_methods_against_their_ow
     runner.out = tmp_path
     runner.params = {"model": {"num_classes": 19}, "study": {"adapt_steps": 1000}}
     runner.plan = study.Plan([], {}, 1, "dev", 0, {"pretrain": 10, "adapt": 4000})
-    runner.knobs, runner.trained_on = (lambda namespace, regime: {}), (lambda namespace, seed, regime: "here")
+    runner.knobs = lambda namespace, regime: {}
+    runner.trained_by = lambda namespace, seed, regime: {"machine": "here", "code": "abc"}
     scores = {"protocols": {"19": {"miou": 61.0, "pixel_accuracy": 90.0, "iou": {}}}}
     runner.record("dacs", 1, study.Regime("none", {}, [1], ["dacs"]), "val", scores)
     runner.record("dacs", 1, study.Regime("none", {}, [1], ["dacs"]), "val", scores)
@@ -204,7 +206,8 @@ def test_processes_sharing_an_out_folder_merge_their_rows_instead_of_overwriting
         runner.out = tmp_path
         runner.params = {"model": {"num_classes": 19}, "study": {"adapt_steps": 1000}}
         runner.plan = study.Plan([], {}, 1, "dev", 0, {"pretrain": 10, "adapt": 1000})
-        runner.knobs, runner.trained_on = (lambda namespace, regime: {}), (lambda namespace, seed, regime: "here")
+        runner.knobs = lambda namespace, regime: {}
+        runner.trained_by = lambda namespace, seed, regime: {"machine": "here", "code": "abc"}
         return runner, study.Regime("none", {}, [seed], ["dacs"])
 
     (first, regime1), (second, regime2) = process(1), process(2)  # both started before either wrote
