@@ -11,6 +11,7 @@ from adaptseg.training import (
     StreamSampler,
     epoch_permutation,
     load_checkpoint,
+    poly_lr,
     resolve_precision,
     train,
 )
@@ -54,6 +55,26 @@ def test_stop_and_resume_gives_the_same_weights_as_a_straight_run(tmp_path, mode
     assert straight.history["loss_seg"] == resumed.history["loss_seg"]
     assert [e["step"] for e in resumed.history["loss_d_main"]] == [1, 2, 3, 4, 5]
     assert load_checkpoint(tmp_path / "split" / "last.pt")["step"] == 5
+
+
+def test_warmup_ramps_every_optimiser_resumes_exactly_and_no_run_resumes_with_it_off(tmp_path, model_factory,
+                                                                             dataset_factory):
+    straight = _run(model_factory, dataset_factory, _config(tmp_path / "straight", warmup_steps=4))
+    lrs = [e["value"] for e in straight.history["lr"]]
+    assert lrs == pytest.approx([poly_lr(2.5e-4, step, 20, 0.9, warmup_steps=4) for step in range(5)])
+    assert lrs[0] < lrs[1] < lrs[2] < lrs[3] and lrs[4] < lrs[3]  # ramp over 4 steps, then poly's decay
+    _run(model_factory, dataset_factory, _config(tmp_path / "split", warmup_steps=4, stop_step=2))
+    resumed = _run(model_factory, dataset_factory, _config(tmp_path / "split", warmup_steps=4, resume=True))
+    for name, model in straight.models.items():
+        for key, value in model.state_dict().items():
+            torch.testing.assert_close(value, resumed.models[name].state_dict()[key], rtol=0, atol=0)
+    with pytest.raises(ValueError, match="warmup_steps"):  # a resume with another warm-up is another run
+        _run(model_factory, dataset_factory, _config(tmp_path / "split", resume=True))
+    assert straight.run_id != _run(model_factory, dataset_factory, _config(tmp_path / "plain")).run_id
+    rcs = {"temperature": 0.01, "min_share": 0.0}  # the other setting the identity names only when on
+    _run(model_factory, dataset_factory, _config(tmp_path / "rcs", stop_step=2, rare_class_sampling=rcs))
+    with pytest.raises(ValueError, match="rare_class_sampling"):
+        _run(model_factory, dataset_factory, _config(tmp_path / "rcs", resume=True))
 
 
 def nan_on_call(call: int, loss: str):

@@ -15,6 +15,14 @@ def test_poly_lr_values():
         poly_lr(1.0, 0, 0)
 
 
+def test_linear_warmup_ramps_the_first_steps_then_leaves_poly_alone():
+    assert poly_lr(1.0, 0, 100, 1.0, warmup_steps=4) == pytest.approx(0.25)  # (0 + 1) / 4 of poly's 1.0
+    assert poly_lr(1.0, 2, 100, 1.0, warmup_steps=4) == pytest.approx(0.75 * 0.98)
+    assert poly_lr(1.0, 3, 100, 1.0, warmup_steps=4) == pytest.approx(0.97)  # the full rate from the 4th step
+    assert poly_lr(1.0, 50, 100, 1.0, warmup_steps=4) == poly_lr(1.0, 50, 100, 1.0) == pytest.approx(0.5)
+    assert poly_lr(1.0, 0, 100, 1.0, warmup_steps=0) == 1.0  # the reference: no warm-up
+
+
 def test_apply_poly_lr_keeps_the_heads_at_ten_times():
     backbone, heads = torch.nn.Linear(2, 2), torch.nn.Linear(2, 2)
     optimizer = make_segmenter_optimizer(

@@ -85,6 +85,9 @@ TRAJECTORY_FIELDS = (
     "dedupe_backbone_params",
 )
 
+#: Trajectory settings the run identity names only when on (runs from before they existed keep their id).
+OPTIONAL_TRAJECTORY_OFF = {"rare_class_sampling": None, "warmup_steps": 0}
+
 MetricsCallback = Callable[[dict[str, float], int], None]
 EvaluateFn = Callable[[dict[str, nn.Module], int], float]
 History = dict[str, list[dict[str, float]]]
@@ -160,6 +163,8 @@ class EngineConfig:
             (heads at 10×) through the schedule.
         lr_discriminator, betas_discriminator: Adam of each discriminator, no weight decay.
         power: poly exponent, applied to every optimiser every iteration.
+        warmup_steps: linear learning-rate warm-up of every optimiser over the first N steps (DAFormer's and
+            MIC's recipe); 0 (default, the reference) starts at the full rate.
         dedupe_backbone_params: passed to ``segmenter.parameter_groups(dedupe=...)``; False
             reproduces the reference's repeated backbone tensors (≈3× backbone lr and wd).
     Hardware
@@ -211,6 +216,7 @@ class EngineConfig:
     momentum: float = 0.9
     weight_decay: float = 5e-4
     power: float = 0.9
+    warmup_steps: int = 0
     lr_discriminator: float = 1e-4
     betas_discriminator: tuple[float, float] = (0.9, 0.99)
     dedupe_backbone_params: bool = True
@@ -251,7 +257,7 @@ class EngineConfig:
         for name in ("batch_size", "log_every", "nproc_per_node"):
             if getattr(self, name) < 1:
                 problems.append(f"{name}={getattr(self, name)} must be >= 1")
-        for name in ("checkpoint_every", "snapshot_every", "eval_every", "num_workers", "max_restarts"):
+        for name in ("checkpoint_every", "snapshot_every", "eval_every", "num_workers", "max_restarts", "warmup_steps"):
             if getattr(self, name) < 0:
                 problems.append(f"{name}={getattr(self, name)} must be >= 0")
         if self.patience is not None and self.patience < 1:
@@ -471,7 +477,8 @@ class _Run:
         seed_everything(config.seed)
         self.identity = {
             "engine": {name: getattr(config, name) for name in TRAJECTORY_FIELDS}
-            | ({"rare_class_sampling": config.rare_class_sampling.to_dict()} if config.rare_class_sampling else {}),
+            | ({"rare_class_sampling": config.rare_class_sampling.to_dict()} if config.rare_class_sampling else {})
+            | ({"warmup_steps": config.warmup_steps} if config.warmup_steps else {}),  # earlier runs keep their id
             "method": method_name(method),
             "method_config": method_config.to_dict() if hasattr(method_config, "to_dict") else dict(method_config or {}),
             "start_digest": state_digest(models[SEGMENTER].state_dict()),
@@ -534,7 +541,9 @@ class _Run:
     def _resume(self, path: Path) -> None:
         state = load_checkpoint(path)
         saved = state.get("config", {})
-        differences = _differences(saved, {k: v for k, v in self.identity.items() if not k.endswith("_digest")})
+        current = {k: v for k, v in self.identity.items() if not k.endswith("_digest")}
+        current["engine"] = OPTIONAL_TRAJECTORY_OFF | current["engine"]  # a run with them on never resumes off
+        differences = _differences(saved, current)
         if saved.get("start_digest") not in (None, self.identity["start_digest"]):
             differences.append("the starting weights (the pretrained model) changed since the run began")
         if saved.get("data_digest") not in (None, self.identity["data_digest"]):
@@ -627,10 +636,11 @@ class _Run:
         """One iteration: poly learning rates, the method's step, the NaN guard, the optimiser steps; its
         metrics go to the window."""
         config, hooks = self.config, self.method
-        lr = apply_poly_lr(self.optimizers[SEGMENTER], config.lr, step, config.max_steps, config.power)
+        schedule = (step, config.max_steps, config.power, config.warmup_steps)
+        lr = apply_poly_lr(self.optimizers[SEGMENTER], config.lr, *schedule)
         for name, optimizer in self.optimizers.items():
             if name != SEGMENTER:
-                apply_poly_lr(optimizer, config.lr_discriminator, step, config.max_steps, config.power)
+                apply_poly_lr(optimizer, config.lr_discriminator, *schedule)
         for optimizer in self.optimizers.values():
             optimizer.zero_grad(set_to_none=True)
         mark_iteration(config.compile_mode)

@@ -1,4 +1,5 @@
-"""Poly learning-rate schedule and the optimisers of the reference (SGD for G, Adam for each D)."""
+"""Poly learning-rate schedule (with DAFormer's optional linear warm-up) and the optimisers of the reference
+(SGD for G, Adam for each D)."""
 
 from __future__ import annotations
 
@@ -7,14 +8,19 @@ from collections.abc import Iterable, Sequence
 import torch
 
 
-def poly_lr(base_lr: float, step: int, max_steps: int, power: float = 0.9) -> float:
-    """DeepLab's poly schedule ``base_lr · (1 − step / max_steps) ** power``; 0 from ``max_steps`` on."""
+def poly_lr(base_lr: float, step: int, max_steps: int, power: float = 0.9, warmup_steps: int = 0) -> float:
+    """DeepLab's poly schedule ``base_lr · (1 − step / max_steps) ** power``; 0 from ``max_steps`` on.
+
+    ``warmup_steps`` > 0 scales the first steps by ``(step + 1) / warmup_steps`` (DAFormer's and MIC's linear
+    warm-up, 1500 of their 40k iterations): a student with several target losses at full rate from its first
+    step can be thrown off its pretrained start before its teacher's labels settle."""
     if max_steps <= 0:
         raise ValueError(f"max_steps must be positive, got {max_steps}")
     if step < 0:
         raise ValueError(f"step must be >= 0, got {step}")
     remaining = max(0.0, 1.0 - float(step) / float(max_steps))
-    return base_lr * remaining**power
+    warmup = min(1.0, (step + 1) / warmup_steps) if warmup_steps > 0 else 1.0
+    return base_lr * remaining**power * warmup
 
 
 def apply_poly_lr(
@@ -23,9 +29,10 @@ def apply_poly_lr(
     step: int,
     max_steps: int,
     power: float = 0.9,
+    warmup_steps: int = 0,
 ) -> float:
     """Set every group's lr to ``poly_lr(...) · group["lr_mult"]`` (default mult 1); return the poly lr."""
-    lr = poly_lr(base_lr, step, max_steps, power)
+    lr = poly_lr(base_lr, step, max_steps, power, warmup_steps)
     for group in optimizer.param_groups:
         group["lr"] = lr * group.get("lr_mult", 1.0)
     return lr
