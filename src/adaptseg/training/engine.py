@@ -88,6 +88,17 @@ TRAJECTORY_FIELDS = (
 #: Trajectory settings the run identity names only when on (runs from before they existed keep their id).
 OPTIONAL_TRAJECTORY_OFF = {"rare_class_sampling": None, "warmup_steps": 0}
 
+
+def optional_trajectory(config: EngineConfig) -> dict[str, Any]:
+    """The ``OPTIONAL_TRAJECTORY_OFF`` settings that are on, for the run identity (earlier runs keep their id)."""
+    named = {}
+    for name, off in OPTIONAL_TRAJECTORY_OFF.items():
+        value = getattr(config, name)
+        if value != off:
+            named[name] = value.to_dict() if hasattr(value, "to_dict") else value
+    return named
+
+
 MetricsCallback = Callable[[dict[str, float], int], None]
 EvaluateFn = Callable[[dict[str, nn.Module], int], float]
 History = dict[str, list[dict[str, float]]]
@@ -476,9 +487,7 @@ class _Run:
             torch.backends.cudnn.deterministic = config.deterministic
         seed_everything(config.seed)
         self.identity = {
-            "engine": {name: getattr(config, name) for name in TRAJECTORY_FIELDS}
-            | ({"rare_class_sampling": config.rare_class_sampling.to_dict()} if config.rare_class_sampling else {})
-            | ({"warmup_steps": config.warmup_steps} if config.warmup_steps else {}),  # earlier runs keep their id
+            "engine": {name: getattr(config, name) for name in TRAJECTORY_FIELDS} | optional_trajectory(config),
             "method": method_name(method),
             "method_config": method_config.to_dict() if hasattr(method_config, "to_dict") else dict(method_config or {}),
             "start_digest": state_digest(models[SEGMENTER].state_dict()),
