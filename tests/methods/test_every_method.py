@@ -88,7 +88,7 @@ def test_stop_and_resume_gives_the_weights_of_a_straight_run(case, tmp_path):
         for stop in stops:
             models, config = _models(case)
             resume = stop != stops[0]
-            runs[label] = train(name, models, source, _engine(tmp_path / label, stop_step=stop, resume=resume),
+            runs[label] = train(METHODS[name], models, source, _engine(tmp_path / label, stop_step=stop, resume=resume),
                                 target_dataset=target, method_config=config)
     assert runs["resumed"].start_step == 2 and runs["resumed"].last_step == 4
     for model_name, model in runs["straight"].models.items():

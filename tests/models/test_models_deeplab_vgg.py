@@ -291,7 +291,7 @@ def test_one_adaptsegnet_step_through_the_engine() -> None:
         max_steps=10, stop_step=1, batch_size=1, seed=3, device="cpu", precision="fp32", num_workers=0,
         checkpoint_dir=None, snapshot_every=0, log_every=1, progress=False,
     )
-    result = train("adaptsegnet", models, source, engine, target_dataset=target, method_config=config)
+    result = train(adaptsegnet, models, source, engine, target_dataset=target, method_config=config)
     assert result.last_step == 1
     for name in ("loss_seg", "loss_adv_main", "loss_d_main"):
         values = [entry["value"] for entry in result.history[name]]

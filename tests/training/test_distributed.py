@@ -7,12 +7,13 @@ import subprocess
 import sys
 from collections import Counter
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
 from torch import nn
 
-from adaptseg.methods import adaptsegnet
+from adaptseg.methods import REQUIRED, adaptsegnet
 from adaptseg.training import EngineConfig, StreamSampler, load_checkpoint, train
 from tests.tiny_models import DictDataset, build_models
 
@@ -39,7 +40,7 @@ def datasets() -> tuple[DictDataset, DictDataset]:
 def _single_process(folder: Path, **overrides) -> dict[str, nn.Module]:
     source, target = datasets()
     config = EngineConfig(**{**CONFIG, "batch_size": 2, "checkpoint_dir": str(folder), **overrides})
-    return train("adaptsegnet", frozen_models(), source, config, target_dataset=target, method_config=STEP).models
+    return train(adaptsegnet, frozen_models(), source, config, target_dataset=target, method_config=STEP).models
 
 
 def _assert_same_weights(models: dict, states: dict) -> None:
@@ -61,7 +62,7 @@ def test_nproc_per_node_trains_two_ranks_like_one_process_with_twice_the_batch(t
     source, target = datasets()
     logged = []
     config = EngineConfig(**{**CONFIG, "batch_size": 1, "nproc_per_node": 2, "checkpoint_dir": str(tmp_path / "ddp")})
-    result = train("adaptsegnet", frozen_models(), source, config, target_dataset=target, method_config=STEP,
+    result = train(adaptsegnet, frozen_models(), source, config, target_dataset=target, method_config=STEP,
                    on_metrics=lambda metrics, step: logged.append(step))
     straight = _single_process(tmp_path / "one")
     _assert_same_weights(result.models, {k: m.state_dict() for k, m in straight.items()})
@@ -78,8 +79,11 @@ def test_nproc_per_node_refuses_what_cannot_reach_the_workers(tmp_path):
     source, target = datasets()
     config = EngineConfig(**{**CONFIG, "batch_size": 1, "nproc_per_node": 2, "checkpoint_dir": str(tmp_path)})
     with pytest.raises(ValueError, match="cannot be pickled"):
-        train("adaptsegnet", frozen_models(), source, config, target_dataset=target, method_config=STEP,
+        train(adaptsegnet, frozen_models(), source, config, target_dataset=target, method_config=STEP,
               evaluate_fn=lambda models, step: 0.0)
+    stand_in = SimpleNamespace(**{name: getattr(adaptsegnet, name) for name in REQUIRED})
+    with pytest.raises(ValueError, match="worker processes can import by name"):
+        train(stand_in, frozen_models(), source, config, target_dataset=target, method_config=STEP)
 
 
 def test_torchrun_resumes_after_a_killed_rank_and_only_rank_0_writes(tmp_path):

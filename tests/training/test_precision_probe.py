@@ -8,6 +8,7 @@ import pytest
 import torch
 from torch import nn
 
+from adaptseg.methods import source_only
 from adaptseg.training import EngineConfig, load_checkpoint, precision_probe, train
 from adaptseg.training.precision_probe import choose_precision, step_seconds
 
@@ -81,7 +82,7 @@ def test_the_engine_trains_in_what_auto_measured_and_records_it(tmp_path, monkey
     source = dataset_factory(3, seed=1)
     config = EngineConfig(max_steps=2, batch_size=2, device="cpu", precision="auto", checkpoint_dir=str(tmp_path),
                           snapshot_every=0, progress=False)
-    result = train("source_only", {"segmenter": model_factory()["segmenter"]}, source, config)
+    result = train(source_only, {"segmenter": model_factory()["segmenter"]}, source, config)
     assert result.precision == "fp32" and result.precision_seconds == {"fp32": 1.0, "bf16": 3.0}
     assert shapes[0] == (2, *source[0]["image"].shape)
     assert load_checkpoint(tmp_path / "last.pt")["precision"] == "fp32"

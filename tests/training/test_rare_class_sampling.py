@@ -110,5 +110,5 @@ def test_bad_rare_class_sampling_settings_name_the_key():
         EngineConfig.from_dict({"max_steps": 1, "rare_class_sampling": {"temperature": 0}})
     unlabelled_counts = torch.utils.data.TensorDataset(torch.zeros(2))
     with pytest.raises(TypeError, match="TensorDataset has no class_pixel_counts"):
-        train("source_only", {"segmenter": build_models(multi_level=False)["segmenter"]}, unlabelled_counts,
+        train(source_only, {"segmenter": build_models(multi_level=False)["segmenter"]}, unlabelled_counts,
               {"max_steps": 1, "device": "cpu", "precision": "fp32", "progress": False, "rare_class_sampling": {}})

@@ -40,7 +40,7 @@ def _datasets(dataset_factory):
 
 def _run(model_factory, dataset_factory, config, **kwargs):
     source, target = _datasets(dataset_factory)
-    return train("adaptsegnet", model_factory(), source, config, target_dataset=target, method_config=STEP, **kwargs)
+    return train(adaptsegnet, model_factory(), source, config, target_dataset=target, method_config=STEP, **kwargs)
 
 
 def test_stop_and_resume_gives_the_same_weights_as_a_straight_run(tmp_path, model_factory, dataset_factory):
@@ -237,10 +237,10 @@ def test_resume_refuses_a_run_that_started_from_other_weights_or_knobs(tmp_path,
     source, target = _datasets(dataset_factory)
     other_start = model_factory(seed=7)  # "the pretrained model changed"
     with pytest.raises(ValueError, match="starting weights"):
-        train("adaptsegnet", other_start, source, _config(tmp_path, resume=True), target_dataset=target, method_config=STEP)
+        train(adaptsegnet, other_start, source, _config(tmp_path, resume=True), target_dataset=target, method_config=STEP)
     other_knobs = adaptsegnet.Config(lambda_seg=0.1, lambda_adv_main=0.5, lambda_adv_aux=0.002)
     with pytest.raises(ValueError, match="lambda_adv_main"):
-        train("adaptsegnet", model_factory(), source, _config(tmp_path, resume=True), target_dataset=target,
+        train(adaptsegnet, model_factory(), source, _config(tmp_path, resume=True), target_dataset=target,
               method_config=other_knobs)
     resumed = _run(model_factory, dataset_factory, _config(tmp_path, resume=True))
     assert resumed.start_step == 2 and resumed.last_step == 5

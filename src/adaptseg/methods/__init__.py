@@ -20,7 +20,7 @@ Kedro-free. The training engine runs any module that has these names (no base cl
     ``batch`` holds ``"source"`` (images, labels), ``"target"`` (images) when ``TARGET_BATCHES``, and
     ``"progress"``: completed iterations / the schedule's horizon, in [0, 1).
 
-Optional hooks (absent means nothing to do), each given a :class:`common.Context`:
+Optional hooks (absent means nothing to do), each given a :class:`adaptseg.training.context.Context`:
 
 ``start(models, config, context)``
     Once, before the first iteration of a fresh (not resumed) run.

@@ -15,7 +15,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from adaptseg.methods.common import SEGMENTER, SegmentationConfig
-from adaptseg.training.engine import Context
+from adaptseg.training.context import Context
 
 Config = SegmentationConfig
 TARGET_BATCHES = False

@@ -32,7 +32,7 @@ from adaptseg.methods.common import (
     segmentation_losses,
     supervised_step,
 )
-from adaptseg.training.engine import Context
+from adaptseg.training.context import Context
 from adaptseg.training.losses import softmax_upsampled
 from adaptseg.training.precision import Amp
 

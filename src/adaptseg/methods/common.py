@@ -18,7 +18,7 @@ from torch import nn
 
 from adaptseg.config import from_mapping
 from adaptseg.data.labels import IGNORE_INDEX
-from adaptseg.training.engine import SEGMENTER, Context
+from adaptseg.training.context import SEGMENTER, Context
 from adaptseg.training.losses import segmentation_loss, upsample_logits
 from adaptseg.training.precision import Amp
 

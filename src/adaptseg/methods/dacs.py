@@ -40,7 +40,7 @@ from adaptseg.methods.common import (
     supervised_step,
     weighted_cross_entropy,
 )
-from adaptseg.training.engine import Context
+from adaptseg.training.context import Context
 from adaptseg.training.losses import softmax_upsampled
 from adaptseg.training.precision import Amp
 

@@ -10,9 +10,8 @@ from adaptseg.training.checkpoint import (
     restore_rng_state,
     save_checkpoint,
 )
+from adaptseg.training.context import SEGMENTER, Context
 from adaptseg.training.engine import (
-    SEGMENTER,
-    Context,
     EngineConfig,
     NonFiniteLossError,
     TrainResult,

@@ -3,7 +3,8 @@
 The engine owns everything that is not the method: device and precision, seeds, the deterministic
 source/target sample streams, optimisers and the poly schedule, the NaN guard, progress and metric
 logging, atomic checkpoints with exact resume, snapshots, and early stopping on a held-out metric.
-The method is a module of ``adaptseg.methods`` (its docstring states the contract).
+The method is a module of ``adaptseg.methods`` (its docstring states the contract), passed in: the engine
+never imports the methods, they import the contract (``training.context``).
 
 A run has four parts, one method each on :class:`_Run`: start or resume, one iteration, evaluation and
 early stop, checkpoints. :func:`train` strings them together.
@@ -37,6 +38,7 @@ from tqdm.auto import tqdm
 
 from adaptseg.config import from_mapping
 from adaptseg.training.checkpoint import capture_rng_state, load_checkpoint, restore_rng_state, save_checkpoint
+from adaptseg.training.context import SEGMENTER, Context
 from adaptseg.training.compiled import COMPILE_MODES, compile_models, mark_iteration, uncompiled
 from adaptseg.training.distributed import (
     World,
@@ -62,7 +64,6 @@ from adaptseg.training.streams import (
 
 logger = logging.getLogger(__name__)
 
-SEGMENTER = "segmenter"
 CHECKPOINT_FORMAT = 2
 LAST_CHECKPOINT = "last.pt"
 BEST_CHECKPOINT = "best.pt"
@@ -102,30 +103,6 @@ def optional_trajectory(config: EngineConfig) -> dict[str, Any]:
 MetricsCallback = Callable[[dict[str, float], int], None]
 EvaluateFn = Callable[[dict[str, nn.Module], int], float]
 History = dict[str, list[dict[str, float]]]
-
-
-@dataclass
-class Context:
-    """What the engine offers a method's hooks besides models and batches.
-
-    ``target`` is the unlabelled target training set (labels are never in it); hooks that scan it (AdaBN's
-    statistics, CBST's class thresholds) use ``batch_size``, ``device`` and ``amp`` like the training loop.
-    """
-
-    target: Dataset | None
-    device: torch.device
-    amp: Amp
-    channels_last: bool = False
-    batch_size: int = 1
-    progress: bool = True
-    max_steps: int = 1  # the poly schedule's horizon (not stop_step, which a stopped and resumed run may change)
-
-    def images(self, batch: Mapping[str, Any]) -> torch.Tensor:
-        """A collated batch's images on the training device in the training memory format."""
-        images = batch["image"].to(self.device, non_blocking=True).float()
-        if self.channels_last:
-            images = images.contiguous(memory_format=torch.channels_last)
-        return images
 
 
 class NonFiniteLossError(RuntimeError):
@@ -804,7 +781,7 @@ class _Run:
 
 
 def train(
-    method: ModuleType | str,
+    method: ModuleType,
     models: dict[str, nn.Module],
     source_dataset: Dataset,
     config: EngineConfig | Mapping | None = None,
@@ -819,8 +796,8 @@ def train(
     """Train ``models`` with ``method`` from ``config.resume``'s starting point to ``config.last_step``.
 
     Args:
-        method: a module of ``adaptseg.methods`` (or its name in ``METHODS``), or any object with the same
-            names (tests pass stand-ins).
+        method: a module of ``adaptseg.methods`` (``methods.get_method(name)`` finds one by name), or any
+            object with the same names (tests pass stand-ins).
         models: ``{"segmenter": ..., **method.build_models(segmenter, method_config)}``. Moved to the training
             device in place and put in train mode. Build them after ``seed_everything`` if their
             initialisation should be reproducible.
@@ -845,10 +822,6 @@ def train(
     Raises:
         NonFiniteLossError: a returned metric is NaN/inf (nothing is stepped or saved).
     """
-    if isinstance(method, str):
-        from adaptseg.methods import get_method
-
-        method = get_method(method)
     config = config if isinstance(config, EngineConfig) else EngineConfig.from_dict(config)
     if not isinstance(method_config, method.Config):
         method_config = method.Config.from_dict(method_config)

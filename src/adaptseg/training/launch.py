@@ -10,9 +10,11 @@ machines: start the same code under ``torchrun`` on each (README, "Many GPUs").
 from __future__ import annotations
 
 import copy
+import importlib
 import logging
 import os
 import pickle
+import sys
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -51,7 +53,7 @@ def _worker(payload: Mapping[str, Any]) -> dict[str, float]:
     # caller) would step the same weights. The datasets stay shared, read-only.
     models = {name: copy.deepcopy(model) for name, model in payload["models"].items()}
     result = train(
-        payload["method"], models, payload["source"], payload["config"],
+        importlib.import_module(payload["method"]), models, payload["source"], payload["config"],
         target_dataset=payload["target"], method_config=payload["method_config"],
         evaluate_fn=payload["evaluate_fn"], data_digest=payload["data_digest"], label=payload["label"],
     )
@@ -84,20 +86,24 @@ def train_in_processes(
     """Train with ``config.nproc_per_node`` ranks on this machine; the result as ``train`` returns it."""
     from torch.distributed.launcher.api import LaunchConfig, elastic_launch
 
-    from adaptseg.methods import METHODS
     from adaptseg.training.engine import BEST_CHECKPOINT, LAST_CHECKPOINT, TrainResult, method_name
     from adaptseg.training.precision import resolve_device
 
     name = method_name(method)
-    if METHODS.get(name) is not method:
-        raise ValueError(f"nproc_per_node > 1 runs the methods of adaptseg.methods by name; {name!r} is not one.")
+    module = getattr(method, "__name__", None)
+    if module is None or sys.modules.get(module) is not method:
+        # a worker is a new process: it imports the method by its module's name, so a stand-in cannot travel
+        raise ValueError(
+            f"nproc_per_node > 1 runs a method that worker processes can import by name (a module such as "
+            f"adaptseg.methods.{name}); {method!r} is not one."
+        )
     _picklable(evaluate_fn, "evaluate_fn")
     folder = Path(config.checkpoint_dir)
     last = folder / LAST_CHECKPOINT
     # where this call starts (a restart inside the launch resumes later; its steps are replayed all the same)
     start_step = int(load_checkpoint(last)["step"]) if config.resume and last.is_file() else 0
     payload = {
-        "method": name, "models": models, "source": source_dataset, "target": target_dataset,
+        "method": module, "models": models, "source": source_dataset, "target": target_dataset,
         "config": config, "method_config": method_config, "evaluate_fn": evaluate_fn,
         "data_digest": data_digest, "label": label,
     }
