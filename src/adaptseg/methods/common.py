@@ -1,7 +1,7 @@
-"""What every method shares: the supervised loss and its knobs, freezing models, the engine's context.
+"""What every method shares: the supervised loss and its knobs, freezing models.
 
-Kedro-free. A method module imports from here and from ``adaptseg.training.losses``; nothing here knows a
-method's name.
+Kedro-free. A method module imports from here, from ``adaptseg.training.losses`` and from the engine's contract
+(``adaptseg.training.context``); nothing here knows a method's name.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from torch import nn
 
 from adaptseg.config import from_mapping
 from adaptseg.data.labels import IGNORE_INDEX
-from adaptseg.training.context import SEGMENTER, Context
+from adaptseg.training.context import SEGMENTER
 from adaptseg.training.losses import segmentation_loss, upsample_logits
 from adaptseg.training.precision import Amp
 

@@ -38,8 +38,8 @@ from tqdm.auto import tqdm
 
 from adaptseg.config import from_mapping
 from adaptseg.training.checkpoint import capture_rng_state, load_checkpoint, restore_rng_state, save_checkpoint
-from adaptseg.training.context import SEGMENTER, Context
 from adaptseg.training.compiled import COMPILE_MODES, compile_models, mark_iteration, uncompiled
+from adaptseg.training.context import SEGMENTER, Context
 from adaptseg.training.distributed import (
     World,
     agree,
