@@ -12,11 +12,12 @@ export DO_NOT_TRACK := 1
 export MLFLOW_DISABLE_TELEMETRY := true
 export MPLBACKEND := Agg
 
-.PHONY: run test bench study soak viz viz-serve mlflow-ui mlflow-server postgres-extra notebook lock clean-data clean-stale help
+.PHONY: run test lint bench study soak viz viz-serve mlflow-ui mlflow-server postgres-extra notebook lock clean-data clean-stale help
 
 help:
 	@echo "make run        the full default pipeline on the embedded synthetic data (MLflow: mlflow.db)"
 	@echo "make test       the whole test suite"
+	@echo "make lint       ruff on the whole tree (rules in pyproject.toml; the test suite runs it too)"
 	@echo "make bench      speed benchmarks -> data/08_reporting/benchmarks/benchmarks.{json,md}"
 	@echo "make study      every method over paired seeds and target regimes -> data/08_reporting/study/"
 	@echo "                (ARGS=\"--dataset synthia\" for a SYNTHIA-layout source; ARGS=\"--help\" for the rest)"
@@ -42,6 +43,9 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py

@@ -8,9 +8,8 @@ import time
 from pathlib import Path
 
 import numpy as np
-
+import pandas as pd
 from PIL import Image
-
 from timing import best_seconds_per_item
 
 from adaptseg.data.labels import label_id_palette, label_id_to_train_id_lut
@@ -88,8 +87,6 @@ def data_pipelines() -> dict:
                 timings[label] = round(time.perf_counter() - start, 1)
                 while mlflow.active_run():  # close the session's runs while their database still exists
                     mlflow.end_run()
-            import pandas as pd
-
             counts = pd.read_csv(work / "data/02_intermediate/target_manifest.csv").groupby("split").size().to_dict()
             counts["source"] = len(pd.read_csv(work / "data/02_intermediate/source_manifest.csv"))
         finally:
@@ -106,10 +103,8 @@ PAPER_SIZES = {"source": ((1914, 1052), (1280, 720)), "target": ((2048, 1024), (
 GPU_STEP_S = 0.069
 
 
-def _write_domain(folder: Path, file_size: tuple[int, int], count: int, seed: int) -> "pd.DataFrame":
+def _write_domain(folder: Path, file_size: tuple[int, int], count: int, seed: int) -> pd.DataFrame:
     """``count`` PNG photos-like images and train-id label PNGs at the dataset's native size, and a manifest."""
-    import pandas as pd
-
     rng = np.random.default_rng(seed)
     width, height = file_size
     rows = []

@@ -28,7 +28,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
-
 from timing import best_seconds_per_item
 
 from adaptseg.data.labels import CITYSCAPES_LABELS, TRAIN_PALETTE, label_id_to_train_id_lut
@@ -120,13 +119,13 @@ def _compare_routes(logits: list[torch.Tensor], labels: list[np.ndarray], repeat
     lut = label_id_to_train_id_lut(NUM_CLASSES)
     original_total = np.zeros((NUM_CLASSES, NUM_CLASSES), dtype=np.int64)
     ours = ConfusionMatrix(NUM_CLASSES)
-    for i, (logit, label) in enumerate(zip(logits, labels)):
+    for i, (logit, label) in enumerate(zip(logits, labels, strict=True)):
         original_total += original_route(logit, label, folder, f"img{i}")[0]
         our_route(logit, label, lut, ours)
     figures: dict[str, Any] = {"same confusion matrix (original vs ours)": bool(np.array_equal(original_total, ours.numpy()))}
 
     # interleaved repeats, best of each: both routes see the same background load (the machine is shared)
-    pairs = list(zip(logits, labels))
+    pairs = list(zip(logits, labels, strict=True))
     best_original, stages, best_ours = float("inf"), {}, float("inf")
     for _ in range(repeats):
         start, times = time.perf_counter(), {}
@@ -193,7 +192,7 @@ def evaluation_route(images: int = 3, repeats: int = 4) -> dict:
     for name, fn in variants.items():
         figures[f"argmax {name} ms/image"] = _best_ms(fn, logits, max(1, repeats // 2))
         differ = sum(int((torch.as_tensor(np.asarray(fn(x))).long().reshape(r.shape) != r).sum())
-                     for x, r in zip(logits, reference))
+                     for x, r in zip(logits, reference, strict=True))
         figures[f"argmax {name} pixels differing from fp32 argmax"] = differ
     channels_last = [x.contiguous(memory_format=torch.channels_last) for x in logits]
     del logits

@@ -19,9 +19,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-import torch
-
 import bench_training
+import torch
 
 WARMUP, STEPS, PROFILE_STEPS = 3, 10, 4
 BUDGET_S = 285.0  # the table's wall-time budget: rows that would start after it are skipped

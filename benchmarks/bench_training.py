@@ -22,12 +22,11 @@ from types import ModuleType
 from typing import Any
 
 import numpy as np
-import torch
-from torch.utils.data import Dataset
-
 import original_iteration
+import torch
 from step_clock import ClockedMethod, Plan, StepClock
 from timing import best_seconds_per_item
+from torch.utils.data import Dataset
 
 SOURCE_SIZE, TARGET_SIZE = (180, 320), (128, 256)  # (H, W): the reference CPU timing's 320×180 / 256×128
 PAPER_SOURCE_SIZE, PAPER_TARGET_SIZE = (720, 1280), (512, 1024)  # the paper's GTA5 / Cityscapes input sizes
@@ -263,7 +262,7 @@ def frozen_bn_folding(rounds: int = 7, cases: tuple = FOLDING_CASES) -> dict:
                 model = model.to(memory_format=form)
                 x = torch.randn(batch, 3, *size).contiguous(memory_format=form)
 
-                def once(_: object) -> None:
+                def once(_: object, model: torch.nn.Module = model, x: torch.Tensor = x, path: str = path) -> None:
                     model.zero_grad(set_to_none=True)
                     with torch.autocast("cpu", dtype=torch.bfloat16, enabled=path == "bf16"):
                         out = model(x)

@@ -14,6 +14,7 @@ fraction.
 
 from __future__ import annotations
 
+import itertools
 import statistics
 import time
 from collections.abc import Iterable, Mapping
@@ -141,8 +142,8 @@ class StepClock:
     def step_seconds(self) -> list[float]:
         """Each timed iteration's time (call after the run: the events must have completed)."""
         if self.cuda:
-            return [a.elapsed_time(b) / 1e3 for a, b in zip(self.marks, self.marks[1:])]
-        return [b - a for a, b in zip(self.marks, self.marks[1:])]
+            return [a.elapsed_time(b) / 1e3 for a, b in itertools.pairwise(self.marks)]
+        return [b - a for a, b in itertools.pairwise(self.marks)]
 
     def figures(self) -> dict[str, Any]:
         if self.block_seconds is None:

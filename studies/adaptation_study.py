@@ -556,7 +556,7 @@ def workers(argv: Sequence[str], out: Path, jobs: int) -> Iterator[None]:
         for child in children:
             child.terminate()
         raise
-    failed = [str(log) for child, log in zip(children, logs) if child.wait() != 0]
+    failed = [str(log) for child, log in zip(children, logs, strict=True) if child.wait() != 0]
     if failed:
         raise SystemExit(f"study processes failed; their logs: {', '.join(failed)}")
 
@@ -764,7 +764,7 @@ def label_budgets(rows: pd.DataFrame, default_steps: int) -> pd.DataFrame:
         return rows
     steps = adapt_budgets(rows, default_steps)
     other = steps != base_budget(rows, default_steps)
-    labelled = pd.Series([budget_label(m, int(n)) for m, n in zip(rows["method"], steps)], index=rows.index)
+    labelled = pd.Series([budget_label(m, int(n)) for m, n in zip(rows["method"], steps, strict=True)], index=rows.index)
     return rows.assign(method=rows["method"].where(~other, labelled))
 
 

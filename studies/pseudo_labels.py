@@ -21,10 +21,10 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+import adaptation_study as study
 import numpy as np
 import pandas as pd
 
-import adaptation_study as study
 from adaptseg.data.labels import protocol_class_names
 from adaptseg.evaluation.inference import labelled_dataset
 from adaptseg.evaluation.pseudo_labels import largest_shares, pseudo_label_quality
@@ -107,12 +107,12 @@ def figure(rows: pd.DataFrame, threshold: float, namespaces: Sequence[str]):
     regimes = list(dict.fromkeys(rows["regime"]))
     namespaces = [n for n in namespaces if n in set(rows["namespace"])]
     panels = [("accuracy", "argmax accuracy (%)"), (f"coverage@{threshold:g}", f"pixels above {threshold:g} (%)"),
-              (f"accuracy@{threshold:g}", f"accuracy of those pixels (%)")]
+              (f"accuracy@{threshold:g}", "accuracy of those pixels (%)")]
     fig, axes = plt.subplots(1, 3, figsize=(max(10.0, 1.1 * len(regimes) * 3), 3.6), sharey=True)
     width, x = 0.8 / len(namespaces), np.arange(len(regimes))
     stats = rows.groupby(["regime", "namespace"])
     means, stds = stats.mean(numeric_only=True), stats.std(numeric_only=True)
-    for ax, (column, title) in zip(axes, panels):
+    for ax, (column, title) in zip(axes, panels, strict=True):
         for i, namespace in enumerate(namespaces):  # a threshold no row was measured at leaves its panel empty
             keys = [(r, namespace) for r in regimes]
             mean = [means[column].get(k, np.nan) if column in means else np.nan for k in keys]
@@ -168,7 +168,7 @@ def main(argv: list[str] | None = None) -> None:
             table, skipped = measure_all(ReadOnlyStudy(params, catalog_config, plan, out, quiet=True), args.thresholds)
     wanted = {(r.name, s, n): i for i, (r, s, n) in
               enumerate((r, s, n) for r in plan.regimes for n in r.namespaces for s in r.seeds)}
-    rank = [wanted.get(key) for key in zip(table["regime"], table["seed"], table["namespace"])]
+    rank = [wanted.get(key) for key in zip(table["regime"], table["seed"], table["namespace"], strict=True)]
     shown = table.assign(rank=rank)  # the study's order of regimes and namespaces, not alphabetical
     shown = shown[shown["rank"].notna() & (shown["adapt_steps"] == plan.steps["adapt"])]
     shown = shown.sort_values("rank", kind="stable").drop(columns="rank").dropna(axis=1, how="all")

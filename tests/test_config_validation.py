@@ -34,7 +34,7 @@ def load_parameters(env: str | None = None, runtime_params: dict | None = None) 
     return dict(loader["parameters"])
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _base_parameters() -> dict[str, Any]:
     return load_parameters()
 

@@ -12,10 +12,10 @@ def test_third_party_notices_are_ignored_and_other_warnings_still_show():
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         quiet_third_party_notices()
-        warnings.warn("register_new_resolver() is deprecated and will be removed", UserWarning)
-        warnings.warn("\x1b[33mAdd type hints to the `predict` method to enable data validation", UserWarning)
-        warnings.warn("One or more dataset names contain '.' characters", UserWarning)
-        warnings.warn("the learning rate looks odd", UserWarning)
+        warnings.warn("register_new_resolver() is deprecated and will be removed", UserWarning, stacklevel=1)
+        warnings.warn("\x1b[33mAdd type hints to the `predict` method to enable data validation", UserWarning, stacklevel=1)
+        warnings.warn("One or more dataset names contain '.' characters", UserWarning, stacklevel=1)
+        warnings.warn("the learning rate looks odd", UserWarning, stacklevel=1)
     assert [str(w.message) for w in caught] == ["the learning rate looks odd"]
 
 

@@ -127,13 +127,13 @@ def test_every_namespace_trains_and_is_evaluated_and_reported(project_copy):
         "reporting": {"examples": 1},
     }
     bootstrap_project(project_copy)
-    for pipelines, namespaces in (
+    for names, namespaces in (
         (["synthesis", "ingestion", "label_remapping"], None),
         (["source_pretraining", "adaptation", "evaluation"], [*NAMESPACES, *ENSEMBLES, "source_pretraining"]),
         (["reporting"], None),
     ):
         with KedroSession.create(project_path=project_copy, runtime_params=runtime) as session:
-            session.run(pipeline_names=pipelines, namespaces=namespaces)
+            session.run(pipeline_names=names, namespaces=namespaces)
         while mlflow.active_run() is not None:  # each `kedro run` its own MLflow run, as from the command line
             mlflow.end_run()
     data = project_copy / "data"
@@ -189,18 +189,18 @@ def test_synthia_layout_source_runs_through_the_pipelines(project_copy):
 def test_labels_made_from_another_generation_of_the_data_are_refused(project_copy):
     """The README's own example rewrote the raw data in place (layout_shift=strong); the stored train ids then
     agreed with the new labels on a third of the pixels, and a later run scored against them without a word."""
-    from adaptseg.data.layouts import StaleDataError
-
     import mlflow
+
+    from adaptseg.data.layouts import StaleDataError
 
     bootstrap_project(project_copy)
     shifted = {"synthesis": {**TINY["synthesis"], "generator": {**TINY["synthesis"]["generator"],
                                                                   "layout_shift": "strong"}}}
     runs = ((TINY, ["synthesis", "ingestion", "label_remapping"]),
             (shifted, ["synthesis"]))  # regenerates the raw data in place, nothing downstream
-    for runtime, pipelines in runs:
+    for runtime, names in runs:
         with KedroSession.create(project_path=project_copy, runtime_params=runtime) as session:
-            session.run(pipeline_names=pipelines)
+            session.run(pipeline_names=names)
         while mlflow.active_run() is not None:  # each `kedro run` its own MLflow run, as from the command line
             mlflow.end_run()
     with KedroSession.create(project_path=project_copy, runtime_params=TINY_TRAINING) as session:

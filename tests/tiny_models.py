@@ -53,7 +53,7 @@ class TinyDiscriminator(nn.Module):
         super().__init__()
         chans = [num_classes, ndf, ndf * 2, ndf * 4, ndf * 8]
         layers = []
-        for c_in, c_out in zip(chans[:-1], chans[1:]):
+        for c_in, c_out in zip(chans[:-1], chans[1:], strict=True):
             layers += [nn.Conv2d(c_in, c_out, 4, stride=2, padding=1), nn.LeakyReLU(0.2)]
         layers.append(nn.Conv2d(chans[-1], 1, 4, stride=2, padding=1))
         self.net = nn.Sequential(*layers)

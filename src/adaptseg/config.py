@@ -97,7 +97,7 @@ def reject_unknown_keys(what: str, values: Mapping[str, Any], known: set[str]) -
 
 
 # --------------------------------------------------------------------------------------------- types
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def field_types(cls: type) -> dict[str, Any]:
     """A dataclass's field annotations as types (strings under ``from __future__ import annotations``)."""
     hints = typing.get_type_hints(cls)
@@ -214,7 +214,7 @@ def _tuple_matches(value: Sequence, args: tuple) -> bool:
         return True
     if len(args) == 2 and args[1] is Ellipsis:
         return all(matches(v, args[0]) for v in value)
-    return len(value) == len(args) and all(matches(v, a) for v, a in zip(value, args))
+    return len(value) == len(args) and all(matches(v, a) for v, a in zip(value, args, strict=True))
 
 
 def mapping_problems(

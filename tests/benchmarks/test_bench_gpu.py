@@ -54,7 +54,7 @@ def test_the_table_runs_every_row_on_the_cpu_at_tiny_sizes(monkeypatch):
     assert original["speed-up vs the original's iteration"] == 1.0 and ours["speed-up vs the original's iteration"] > 0
     assert all(math.isfinite(v) for v in figures["first-step losses"][bench_gpu.ORIGINAL].values())
     known = {f.name for f in fields(EngineConfig)}
-    for row, (_, settings) in zip(rows, bench_gpu.ROWS):
+    for row, (_, settings) in zip(rows, bench_gpu.ROWS, strict=True):
         unknown = set(settings.get("engine", {})) - known
         if unknown:  # knobs the engine does not have yet: the row fails and says which
             assert row["s/iteration"] is None and row["note"].startswith("failed:")
@@ -89,7 +89,7 @@ def test_the_original_iteration_trains_with_finite_first_losses():
     assert all(math.isfinite(v) for v in losses.values())
     assert all(abs(losses[f"loss_d_{level}"] - math.log(2)) < 0.05 for level in ("aux", "main"))  # D at chance
     for name, model in {"segmenter": segmenter, **discriminators}.items():
-        assert any(not torch.equal(a, b) for a, b in zip(before[name], model.parameters())), name
+        assert any(not torch.equal(a, b) for a, b in zip(before[name], model.parameters(), strict=True)), name
     backbone, heads = it.optimizer.param_groups
     assert heads["lr"] == pytest.approx(10 * backbone["lr"])  # the heads at 10× through the poly schedule
 

@@ -8,20 +8,20 @@ from adaptseg.data import labels as ours
 
 
 def test_label_table_matches_cityscapesscripts():
-    mine = {(l.name, l.id, l.train_id, l.category, l.ignore_in_eval, l.color) for l in ours.CITYSCAPES_LABELS}
-    theirs = {(l.name, l.id, l.trainId, l.category, l.ignoreInEval, l.color) for l in official.labels}
+    mine = {(lab.name, lab.id, lab.train_id, lab.category, lab.ignore_in_eval, lab.color) for lab in ours.CITYSCAPES_LABELS}
+    theirs = {(lab.name, lab.id, lab.trainId, lab.category, lab.ignoreInEval, lab.color) for lab in official.labels}
     assert mine == theirs
 
 
 def test_train_classes_and_palette_match_official():
-    official_train = sorted((l.trainId, l.name, l.color) for l in official.labels if 0 <= l.trainId < 255)
+    official_train = sorted((lab.trainId, lab.name, lab.color) for lab in official.labels if 0 <= lab.trainId < 255)
     assert ours.TRAIN_CLASSES == tuple(name for _, name, _ in official_train)
     assert ours.TRAIN_PALETTE.tolist() == [list(color) for _, _, color in official_train]
 
 
 def test_every_label_id_maps_as_official_for_19_classes():
     lut = ours.label_id_to_train_id_lut(19)
-    by_id = {l.id: l.trainId for l in official.labels if l.id >= 0}
+    by_id = {lab.id: lab.trainId for lab in official.labels if lab.id >= 0}
     for label_id in range(256):
         expected = by_id.get(label_id, 255)
         expected = 255 if expected in (-1, 255) else expected

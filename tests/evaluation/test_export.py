@@ -5,7 +5,12 @@ import pytest
 import torch
 from PIL import Image
 
-from adaptseg.data.labels import TRAIN_PALETTE, colorize_train_ids, label_id_to_train_id_lut, protocol_train_ids
+from adaptseg.data.labels import (
+    TRAIN_PALETTE,
+    colorize_train_ids,
+    label_id_to_train_id_lut,
+    protocol_train_ids,
+)
 from adaptseg.evaluation import ConfusionMatrix, prediction_exports, protocol_scores, result_key
 from adaptseg.evaluation.export import colour_image, label_id_image
 from adaptseg.io import FolderDataset

@@ -57,7 +57,6 @@ def test_upsampled_prediction_equals_plain_argmax():
 
 
 def test_confusion_update_paths_agree_for_every_integer_dtype():
-    from adaptseg.evaluation import class_argmax
     from adaptseg.evaluation.metrics import _bincount_torch
 
     rng = np.random.default_rng(1)

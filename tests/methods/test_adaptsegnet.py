@@ -21,7 +21,7 @@ def _snapshot(module):
 
 
 def _changed(before, module):
-    return any(not torch.equal(a, b) for a, b in zip(before, module.parameters()))
+    return any(not torch.equal(a, b) for a, b in zip(before, module.parameters(), strict=True))
 
 
 class LabelGuard(dict):
@@ -64,7 +64,7 @@ def test_discriminator_gradients_come_from_the_discriminator_loss_only(models, b
         loss = 0.5 * adversarial_loss(d(softmax_upsampled(src[key], (32, 32))), SOURCE_LABEL)
         loss = loss + 0.5 * adversarial_loss(d(softmax_upsampled(tgt[key], (32, 32))), TARGET_LABEL)
         loss.backward()
-        for got, want in zip(models[f"discriminator_{level}"].parameters(), d.parameters()):
+        for got, want in zip(models[f"discriminator_{level}"].parameters(), d.parameters(), strict=True):
             torch.testing.assert_close(got.grad, want.grad, rtol=1e-4, atol=1e-7)
 
 

@@ -73,7 +73,7 @@ def test_one_step_moves_the_weights_with_finite_losses_and_never_sees_a_target_l
                    target_dataset=labelled_target, method_config=config)
     losses = {k: v[0]["value"] for k, v in result.history.items() if k.startswith("loss")}
     assert losses and all(torch.isfinite(torch.tensor(v)) for v in losses.values()), losses
-    moved = [not torch.equal(a, b) for a, b in zip(before, result.models["segmenter"].parameters())]
+    moved = [not torch.equal(a, b) for a, b in zip(before, result.models["segmenter"].parameters(), strict=True)]
     assert any(moved)
     trainable = [m for k, m in result.models.items() if k.startswith("discriminator")]
     assert all(any(p.grad is not None for p in m.parameters()) for m in trainable)
@@ -109,5 +109,5 @@ def test_adabn_trains_nothing_and_reestimates_on_target(tmp_path):
                                    __name__="adabn"),
                    {"segmenter": segmenter}, source, _engine(tmp_path), target_dataset=target)
     assert result.last_step == 0 and result.history == {}
-    assert all(torch.equal(a, b) for a, b in zip(weights, segmenter.parameters()))
+    assert all(torch.equal(a, b) for a, b in zip(weights, segmenter.parameters(), strict=True))
     assert not torch.equal(mean, segmenter.backbone[1].running_mean)

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from adaptseg.models import conv_bn, cpu_kernels
+from adaptseg.models import conv_bn
 from adaptseg.models.deeplab_v2 import BasicBlock, Bottleneck, DeepLabV2, DilatedResNet
 
 

@@ -59,7 +59,7 @@ def test_summed_dilated_convs_equals_the_aspp_branches(size):
     grad = torch.randn_like(expected)
     got_grads = torch.autograd.grad(got, [x, head.branches[2].weight], grad)
     expected_grads = torch.autograd.grad(expected, [x, head.branches[2].weight], grad)
-    for mine, theirs in zip(got_grads, expected_grads):
+    for mine, theirs in zip(got_grads, expected_grads, strict=True):
         torch.testing.assert_close(mine, theirs, rtol=1e-5, atol=1e-5)
 
 

@@ -170,7 +170,7 @@ def test_bn_mode_frozen_keeps_running_stats() -> None:
     assert model.training and all(not m.training for m in model.modules() if isinstance(m, nn.BatchNorm2d))
     before = _running_means(model)
     model(torch.randn(2, 3, 64, 64) * 3 + 1)
-    assert all(torch.equal(a, b) for a, b in zip(before, _running_means(model)))
+    assert all(torch.equal(a, b) for a, b in zip(before, _running_means(model), strict=True))
 
 
 def test_bn_mode_train_updates_running_stats() -> None:
@@ -179,7 +179,7 @@ def test_bn_mode_train_updates_running_stats() -> None:
     assert all(m.training for m in model.modules() if isinstance(m, nn.BatchNorm2d))
     before = _running_means(model)
     model(torch.randn(2, 3, 64, 64) * 3 + 1)
-    assert not any(torch.equal(a, b) for a, b in zip(before, _running_means(model)))
+    assert not any(torch.equal(a, b) for a, b in zip(before, _running_means(model), strict=True))
     model.eval()
     assert all(not m.training for m in model.modules())
 

@@ -297,7 +297,7 @@ def test_one_adaptsegnet_step_through_the_engine() -> None:
         values = [entry["value"] for entry in result.history[name]]
         assert len(values) == 1 and all(torch.isfinite(torch.tensor(values))), (name, values)
     for name, model in result.models.items():
-        changed = [not torch.equal(p.detach().cpu(), b) for p, b in zip(model.parameters(), before[name])]
+        changed = [not torch.equal(p.detach().cpu(), b) for p, b in zip(model.parameters(), before[name], strict=True)]
         assert any(changed), name
     features = result.models["segmenter"].features
     assert not torch.equal(features[0].weight.detach().cpu(), before["segmenter"][0])  # conv1_1 trained

@@ -35,7 +35,7 @@ def test_pack_and_unpack_round_trip():
     original = build_from_spec(SPEC)
     rebuilt = unpack_segmenter(pack_model(original, SPEC, method="x"), bn_mode="train")
     assert rebuilt.bn_mode == "train"
-    for (k, a), b in zip(original.state_dict().items(), rebuilt.state_dict().values()):
+    for (k, a), b in zip(original.state_dict().items(), rebuilt.state_dict().values(), strict=True):
         assert torch.equal(a, b), k
     with pytest.raises(ValueError, match="format"):
         unpack_segmenter({"format": "other"})
@@ -110,7 +110,7 @@ def test_a_model_with_nan_weights_is_refused_by_name(tiny_domains):
 def test_resume_after_the_data_changed_is_refused(tiny_domains, tmp_path):
     import os
 
-    source, target = tiny_domains["source"], tiny_domains["target"]
+    source = tiny_domains["source"]
     engine = {**ENGINE, "max_steps": 4, "stop_step": 2, "checkpoint_every": 1}
     training = {"name": "pre", "split": "train", "input_size": [64, 40], "bn_mode": "train", "engine": engine}
     train_supervised(*source, SPEC, RunFolder(tmp_path / "pre"), training)

@@ -8,7 +8,6 @@ from adaptseg.data.labels import TRAIN_CLASSES, protocol_class_names
 from adaptseg.evaluation.metrics import protocol_scores
 from adaptseg.pipelines.evaluation.pipeline import MODELS
 from adaptseg.reporting.comparison import markdown_tables, per_class_table, summary_table
-from adaptseg.data.labels import protocol_class_names
 from adaptseg.reporting.published import GTA5_CITYSCAPES, published_benchmark
 
 

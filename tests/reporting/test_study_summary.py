@@ -3,7 +3,13 @@
 import pandas as pd
 import pytest
 
-from adaptseg.reporting.study_summary import budget_figure, budget_pairs, paired_difference, summarise_study, t95
+from adaptseg.reporting.study_summary import (
+    budget_figure,
+    budget_pairs,
+    paired_difference,
+    summarise_study,
+    t95,
+)
 
 
 def test_paired_difference_uses_the_t_interval():

@@ -215,7 +215,7 @@ def test_processes_sharing_an_out_folder_merge_their_rows_instead_of_overwriting
     second.record("dacs", 2, regime2, "val", scores)
     first.record("source_only", 1, regime1, "val", scores)
     written = pd.read_csv(tmp_path / "results.csv")
-    assert sorted(zip(written["seed"], written["method"])) == [(1, "dacs"), (1, "source_only"), (2, "dacs")]
+    assert sorted(zip(written["seed"], written["method"], strict=True)) == [(1, "dacs"), (1, "source_only"), (2, "dacs")]
     old = written.drop(columns=["adapt_steps"]).assign(seed=3)  # a row from before budgets were recorded
     pd.concat([written, old]).to_csv(tmp_path / "results.csv", index=False)
     second.record("dacs", 3, regime2, "val", scores)  # replaces it: no adapt_steps counts as the default budget

@@ -64,14 +64,14 @@ def test_every_strength_changes_the_picture(layouts, name):
         base["palette_shift"] = 1.0
     before = _pair(layouts[:8], AppearanceStrengths(**base))
     after = _pair(layouts[:8], AppearanceStrengths(**{**base, name: 1.0}))
-    diffs = [np.abs(b[1] - a[1]).mean() for a, b in zip(before, after)]
+    diffs = [np.abs(b[1] - a[1]).mean() for a, b in zip(before, after, strict=True)]
     assert max(diffs) > 1.0, name
 
 
 def _class_means(pairs, layouts, which: int) -> dict[str, np.ndarray]:
     means = {}
     for name, lid in ID.items():
-        pixels = [pair[which][layout.labels == lid] for pair, layout in zip(pairs, layouts)]
+        pixels = [pair[which][layout.labels == lid] for pair, layout in zip(pairs, layouts, strict=True)]
         means[name] = np.concatenate(pixels).mean(0)
     return means
 
@@ -93,8 +93,8 @@ def test_class_colours_move_and_overlap_in_the_target(layouts):
 def test_target_varies_per_image_more_than_the_source(layouts):
     pairs = _pair(layouts)
     road = [(layout.labels == ID["road"]) & (layout.detail == 0) for layout in layouts]  # no lane markings
-    src_road = [p[0][m].mean(0) for p, m in zip(pairs, road)]
-    tgt_road = [p[1][m].mean(0) for p, m in zip(pairs, road)]
+    src_road = [p[0][m].mean(0) for p, m in zip(pairs, road, strict=True)]
+    tgt_road = [p[1][m].mean(0) for p, m in zip(pairs, road, strict=True)]
     # the same class changes colour from one target image to the next (light, white balance, wet roads ...)
     assert np.std(tgt_road, axis=0).mean() > 2 * np.std(src_road, axis=0).mean()
     assert np.std(tgt_road, axis=0).mean() > 8.0
@@ -132,7 +132,7 @@ def test_class_variation_varies_class_colours_without_moving_their_mean(layouts)
     pairs = _pair(layouts, only)
     for name in ("road", "building", "car"):
         mask = [(layout.labels == ID[name]) & (layout.detail == 0) for layout in layouts]
-        src = np.array([p[0][m].mean(0) for p, m in zip(pairs, mask) if m.any()])
-        tgt = np.array([p[1][m].mean(0) for p, m in zip(pairs, mask) if m.any()])
+        src = np.array([p[0][m].mean(0) for p, m in zip(pairs, mask, strict=True) if m.any()])
+        tgt = np.array([p[1][m].mean(0) for p, m in zip(pairs, mask, strict=True) if m.any()])
         assert np.std(tgt, axis=0).mean() > 2 * np.std(src, axis=0).mean() + 5.0, name
         assert np.abs(np.log(tgt.mean(0) + 1) - np.log(src.mean(0) + 1)).mean() < 0.15, name

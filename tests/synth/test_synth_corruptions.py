@@ -2,6 +2,7 @@
 
 import hashlib
 import io
+import itertools
 import time
 from pathlib import Path
 
@@ -84,7 +85,7 @@ def test_a_kind_gets_stronger_with_severity(kind, clean_images):
     for image in clean_images:
         corrupted = [CORRUPTIONS[kind](image, np.random.default_rng(7), s) for s in range(1, 6)]
         diffs = [_mean_abs_diff(c, image) for c in corrupted]
-        assert all(b > a for a, b in zip(diffs, diffs[1:])), (kind, diffs)
+        assert all(b > a for a, b in itertools.pairwise(diffs)), (kind, diffs)
 
 
 @pytest.mark.parametrize("kind", KINDS)

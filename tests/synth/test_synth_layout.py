@@ -4,7 +4,14 @@ import numpy as np
 import pytest
 
 from adaptseg.data.labels import LABEL_BY_NAME, TRAIN_CLASSES, VALID_LABEL_IDS
-from adaptseg.synth import SynthesisConfig, generate_source, generate_target, layout_profile, sample_layout, sample_rng
+from adaptseg.synth import (
+    SynthesisConfig,
+    generate_source,
+    generate_target,
+    layout_profile,
+    sample_layout,
+    sample_rng,
+)
 
 TRAIN_CLASS_IDS = {LABEL_BY_NAME[name].id for name in TRAIN_CLASSES}
 # ids the 19-class protocol ignores that the scenes contain (so that remapping is exercised)

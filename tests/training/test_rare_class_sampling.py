@@ -52,7 +52,7 @@ def test_a_resumed_or_sharded_stream_draws_the_same_images():
     straight = list(StreamSampler(4, 2, 3, "source", 0, 6, draw=draw))
     assert list(StreamSampler(4, 2, 3, "source", 2, 6, draw=draw)) == straight[4:]
     ranks = [list(StreamSampler(4, 1, 3, "source", 0, 6, rank=r, world_size=2, draw=draw)) for r in (0, 1)]
-    assert [i for pair in zip(*ranks) for i in pair] == straight
+    assert [i for pair in zip(*ranks, strict=True) for i in pair] == straight
 
 
 def test_segmentation_dataset_counts_train_ids_and_skips_ignored_pixels(tmp_path):

@@ -72,7 +72,7 @@ LABEL_BY_NAME: dict[str, LabelDef] = {label.name: label for label in CITYSCAPES_
 
 #: The 19 Cityscapes train classes, indexed by train id.
 TRAIN_CLASSES: tuple[str, ...] = tuple(
-    label.name for label in sorted(CITYSCAPES_LABELS, key=lambda l: l.train_id) if 0 <= label.train_id < 255
+    label.name for label in sorted(CITYSCAPES_LABELS, key=lambda entry: entry.train_id) if 0 <= label.train_id < 255
 )
 NUM_TRAIN_CLASSES = len(TRAIN_CLASSES)
 

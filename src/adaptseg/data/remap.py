@@ -8,7 +8,6 @@ from PIL import Image
 from adaptseg.data.labels import IGNORE_INDEX, label_id_to_train_id_lut, remap_with_lut
 from adaptseg.data.png16 import png_bit_depth, read_png16
 
-
 _LABEL_MODES = ("L", "P", "I;16", "I")
 
 

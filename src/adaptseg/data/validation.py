@@ -21,7 +21,6 @@ from adaptseg.data.layouts import MANIFEST_COLUMNS, Problem, ScanResult
 from adaptseg.data.png16 import png_bit_depth
 from adaptseg.data.remap import read_label_ids
 
-
 #: Image modes that convert to 8-bit RGB without losing or clipping values.
 IMAGE_MODES = ("RGB", "RGBA", "RGBX", "L", "LA", "P", "PA", "CMYK", "YCbCr")
 

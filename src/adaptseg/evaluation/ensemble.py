@@ -42,7 +42,7 @@ class EnsembleSegmenter(nn.Module):
 
     def forward(self, x: Tensor) -> dict[str, Tensor]:
         total = None
-        for weight, member in zip(self.weights, self.members):
+        for weight, member in zip(self.weights, self.members, strict=True):
             out = member(x)["out"].float()
             out = out.softmax(dim=1) if self.combine == "probabilities" else out
             total = weight * out if total is None else total + weight * out

@@ -94,7 +94,7 @@ def predict_dataset(
     for batch in tqdm(loader, desc="evaluating", disable=not progress):
         logits = segmenter(batch["image"].to(device))["out"]
         # labels stay at their native resolution, which may differ between images of one batch
-        for index, (name, label) in enumerate(zip(batch["name"], batch["label"])):
+        for index, (name, label) in enumerate(zip(batch["name"], batch["label"], strict=True)):
             label = label.to(device)[None]
             prediction = upsampled_prediction(logits[index : index + 1], tuple(label.shape[-2:]), align_corners)
             confusion.update(prediction, label)

@@ -103,7 +103,7 @@ def protocol_scores(confusion: np.ndarray, num_classes: int) -> dict:
     return {
         "miou": float(np.nanmean(iou) * 100) if np.isfinite(iou).any() else float("nan"),
         "pixel_accuracy": float(rows[np.arange(len(keep)), keep].sum() / total * 100) if total else float("nan"),
-        "iou": {name: (None if np.isnan(v) else float(v * 100)) for name, v in zip(names, iou)},
+        "iou": {name: (None if np.isnan(v) else float(v * 100)) for name, v in zip(names, iou, strict=True)},
     }
 
 

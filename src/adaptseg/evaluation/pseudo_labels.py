@@ -71,7 +71,7 @@ def pseudo_label_quality(
         "thresholds": [
             {"threshold": float(level), "coverage": 100 * int(n) / max(pixels, 1),
              "accuracy": 100 * int(r) / int(n) if int(n) else float("nan")}
-            for level, n, r in zip(levels.tolist(), confident.tolist(), confident_right.tolist())
+            for level, n, r in zip(levels.tolist(), confident.tolist(), confident_right.tolist(), strict=True)
         ],
     }
 

@@ -11,7 +11,13 @@ from pathlib import PurePosixPath
 from typing import Any
 
 import fsspec
-from kedro.io.core import AbstractVersionedDataset, DatasetError, Version, get_filepath_str, get_protocol_and_path
+from kedro.io.core import (
+    AbstractVersionedDataset,
+    DatasetError,
+    Version,
+    get_filepath_str,
+    get_protocol_and_path,
+)
 
 from adaptseg.io.files import check_missing
 from adaptseg.training.checkpoint import load_checkpoint, save_checkpoint

@@ -8,8 +8,8 @@ the target and swaps it in only when every file is written.
 from __future__ import annotations
 
 import logging
-from functools import partial
 from collections.abc import Callable, Mapping
+from functools import partial
 from pathlib import Path, PurePosixPath
 from typing import Any
 

@@ -58,7 +58,7 @@ def reestimate_batchnorm(
         for batch in tqdm(loader, desc="AdaBN statistics", disable=not progress):
             model(batch["image"].to(device))
     finally:
-        for norm, momentum in zip(norms, saved_momentum):
+        for norm, momentum in zip(norms, saved_momentum, strict=True):
             norm.momentum = momentum
         model.eval()
     return len(norms)

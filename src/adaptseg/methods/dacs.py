@@ -246,7 +246,7 @@ def after_iteration(models: Mapping[str, nn.Module], step: int, config: Config, 
     alpha = min(1 - 1 / (step + 1), config.ema)
     teacher, student = models[TEACHER].network, models[SEGMENTER]
     with torch.no_grad():
-        for mean, current in zip(teacher.parameters(), student.parameters()):
+        for mean, current in zip(teacher.parameters(), student.parameters(), strict=True):
             mean.mul_(alpha).add_(current.detach(), alpha=1 - alpha)
-        for mean, current in zip(teacher.buffers(), student.buffers()):
+        for mean, current in zip(teacher.buffers(), student.buffers(), strict=True):
             mean.copy_(current)

@@ -9,8 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 from adaptseg.models.deeplab_v2 import (
-    ASPPClassifier,
     BN_MODES,
+    ASPPClassifier,
     DeepLabV2,
     DilatedResNet,
     deeplabv2_resnet101,

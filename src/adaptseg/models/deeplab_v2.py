@@ -25,7 +25,6 @@ from __future__ import annotations
 import math
 from typing import Literal
 
-import torch
 from torch import Tensor, nn
 
 from adaptseg.models.conv_bn import conv_bn

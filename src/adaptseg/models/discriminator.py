@@ -49,7 +49,7 @@ class FCDiscriminator(nn.Module):
         widths = (in_channels, ndf, ndf * 2, ndf * 4, ndf * 8)
         self.conv1, self.conv2, self.conv3, self.conv4 = (
             nn.Conv2d(c_in, c_out, kernel_size=4, stride=s, padding=1)
-            for c_in, c_out, s in zip(widths[:-1], widths[1:], strides[:4])
+            for c_in, c_out, s in zip(widths[:-1], widths[1:], strides[:4], strict=True)
         )
         self.classifier = nn.Conv2d(ndf * 8, 1, kernel_size=4, stride=strides[4], padding=1)
         self.leaky_relu = nn.LeakyReLU(negative_slope=0.2, inplace=True)

@@ -66,7 +66,7 @@ class LegacySGD(torch.optim.Optimizer):
                 loss = closure()
         for group in self.param_groups:
             lr, momentum, weight_decay = group["lr"], group["momentum"], group["weight_decay"]
-            for p, repeats in zip(group["params"], group["repeats"]):
+            for p, repeats in zip(group["params"], group["repeats"], strict=True):
                 if p.grad is None:
                     continue
                 # 0.4 added the decay to p.grad in place on every entry; a local copy has the same arithmetic

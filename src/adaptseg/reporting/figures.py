@@ -92,7 +92,7 @@ def training_curves(
     fig = Figure(figsize=(5 * len(groups), 3.6))
     axes = fig.subplots(1, len(groups), squeeze=False)
     styles = ["-", "--", ":", "-."]
-    for ax, (group, metrics) in zip(axes[0], groups.items()):
+    for ax, (group, metrics) in zip(axes[0], groups.items(), strict=True):
         drawn = 0
         for method, history in histories.items():
             for k, metric in enumerate(metrics):
@@ -147,7 +147,7 @@ def confusion_matrices(evaluations: Mapping[str, Mapping[str, Any]], columns: in
     fig = Figure(figsize=(5.2 * columns + 1, 5.0 * rows), layout="constrained")
     axes = fig.subplots(rows, columns, squeeze=False)
     image = None
-    for index, (ax, method) in enumerate(zip(axes.flat, methods)):
+    for index, (ax, method) in enumerate(zip(axes.flat, methods, strict=False)):
         metrics = evaluations[method]
         matrix = normalised_confusion(metrics["confusion_matrix"])
         n = matrix.shape[0]
@@ -207,6 +207,6 @@ def class_legend(fig: Figure, num_classes: int) -> None:
     known = num_classes in (19, 16, 13)
     names = protocol_class_names(num_classes) if known else [str(i) for i in range(num_classes)]
     colours = protocol_palette(num_classes) / 255.0 if known else ["grey"] * num_classes
-    handles = [Patch(color=colour, label=name) for colour, name in zip(colours, names)]
+    handles = [Patch(color=colour, label=name) for colour, name in zip(colours, names, strict=True)]
     handles.append(Patch(color="black", label="ignored"))
     fig.legend(handles=handles, loc="lower center", ncol=min(10, len(handles)), fontsize=7, frameon=False)

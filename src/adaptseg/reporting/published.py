@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from adaptseg.data.labels import TRAIN_CLASSES, protocol_class_names
+from adaptseg.data.labels import protocol_class_names
 
 
 @dataclass(frozen=True)
@@ -38,7 +38,7 @@ def _per_class(values: str, protocol: int = 19) -> dict[str, float]:
     names = protocol_class_names(protocol)
     if len(numbers) != len(names):
         raise ValueError(f"expected {len(names)} per-class values for the {protocol}-class protocol, got {len(numbers)}")
-    return dict(zip(names, numbers))
+    return dict(zip(names, numbers, strict=True))
 
 
 #: AdaptSegNet paper (Tsai et al., "Learning to Adapt Structured Output Space for Semantic Segmentation",

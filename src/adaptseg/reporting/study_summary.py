@@ -263,15 +263,15 @@ def budget_figure(summary: dict, default_steps: int):
     fig, axes = plt.subplots(len(regimes), 2, figsize=(11, 3.8 * len(regimes)), squeeze=False)
     palette = plt.get_cmap("tab10").colors  # one colour per namespace in every regime's panels
     colours = {n: palette[i % len(palette)] for i, n in enumerate(sorted({n for r in regimes for n in curves[r]}))}
-    for (scores, shares), regime in zip(axes, regimes):
+    for (scores, shares), regime in zip(axes, regimes, strict=True):
         budgets = sorted({p[0] for points in curves[regime].values() for p in points})
         for namespace, points in sorted(curves[regime].items()):
-            steps, means, stds, gaps = zip(*sorted(points))
+            steps, means, stds, gaps = zip(*sorted(points), strict=True)
             colour = colours[namespace]
             scores.errorbar(steps, means, yerr=stds, marker="o", capsize=3, color=colour, label=namespace)
-            closed = [(s, 100 * g) for s, g in zip(steps, gaps) if g is not None]
+            closed = [(s, 100 * g) for s, g in zip(steps, gaps, strict=True) if g is not None]
             if closed and namespace not in (SOURCE_ONLY, UPPER_BOUND):
-                shares.plot(*zip(*closed), marker="o", color=colour, label=namespace)
+                shares.plot(*zip(*closed, strict=True), marker="o", color=colour, label=namespace)
         for ax in (scores, shares):
             ax.set_xscale("log", base=2)
             ax.set_xticks(budgets, [str(b) for b in budgets])

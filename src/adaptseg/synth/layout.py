@@ -165,7 +165,7 @@ def sample_layout(rng: np.random.Generator, size: tuple[int, int], profile: Layo
 def _ground(b: Builder, rng, st: Street, inter) -> None:
     far = Z_FAR
     g = b.group(L_GROUND, far)
-    for side, x_out, x_fac in ((-1, st.out_l, st.fac_l), (1, st.out_r, st.fac_r)):
+    for side, x_out in ((-1, st.out_l), (1, st.out_r)):
         base = int(rng.choice([TERRAIN, GROUND, SIDEWALK, TERRAIN], p=[0.35, 0.25, 0.25, 0.15]))
         obj = b.new_obj(base)
         xs = (-400.0, x_out) if side < 0 else (x_out, 400.0)
@@ -261,7 +261,7 @@ def _far(b: Builder, rng, p: LayoutProfile, st: Street) -> None:
         o = b.new_obj(VEGETATION)
         xs = np.linspace(-200, 200, 24)
         tops = 6.0 + 5.0 * rng.random(24)
-        pts = [(-200.0, 0.0)] + [(float(x), float(t)) for x, t in zip(xs, tops)] + [(200.0, 0.0)]
+        pts = [(-200.0, 0.0)] + [(float(x), float(t)) for x, t in zip(xs, tops, strict=True)] + [(200.0, 0.0)]
         b.part(g, b.front(pts, z), VEGETATION, o, value=z)
     if rng.random() < 0.06:  # a bridge over the road
         z = float(rng.uniform(40.0, 90.0))

@@ -514,7 +514,7 @@ def ego(b: Builder, rng) -> None:
     bend = H * float(rng.uniform(0.03, 0.08))
     xs = np.linspace(-0.1 * W, 1.1 * W, 16)
     u = (xs - 0.5 * W) / (0.6 * W)
-    pts = [(float(x), float(top + bend * uu * uu)) for x, uu in zip(xs, u)]
+    pts = [(float(x), float(top + bend * uu * uu)) for x, uu in zip(xs, u, strict=True)]
     pts += [(1.1 * W, H + 2.0), (-0.1 * W, H + 2.0)]
     g = b.group(L_EGO, 0.0)
     o = b.new_obj(EGO)

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -124,7 +124,7 @@ class Layout:
 
 
 # ------------------------------------------------------------------------------------------------ builder
-@lru_cache(maxsize=None)
+@cache
 def unit_circle(n: int) -> tuple[tuple[float, float], ...]:
     return tuple((math.cos(2 * math.pi * i / n), math.sin(2 * math.pi * i / n)) for i in range(n))
 

@@ -119,7 +119,7 @@ def average_metrics(metrics: Mapping[str, float], world: World) -> dict[str, flo
     if dist.get_backend() == "nccl":
         values = values.cuda()
     dist.all_reduce(values)
-    return {name: float(value) / world.size for name, value in zip(names, values.tolist())}
+    return {name: float(value) / world.size for name, value in zip(names, values.tolist(), strict=True)}
 
 
 def agree(value: Any, world: World) -> Any:

@@ -37,7 +37,12 @@ from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
 from adaptseg.config import from_mapping
-from adaptseg.training.checkpoint import capture_rng_state, load_checkpoint, restore_rng_state, save_checkpoint
+from adaptseg.training.checkpoint import (
+    capture_rng_state,
+    load_checkpoint,
+    restore_rng_state,
+    save_checkpoint,
+)
 from adaptseg.training.compiled import COMPILE_MODES, compile_models, mark_iteration, uncompiled
 from adaptseg.training.context import SEGMENTER, Context
 from adaptseg.training.distributed import (
@@ -324,7 +329,7 @@ def _floats(values: Mapping[str, torch.Tensor | float]) -> dict[str, float]:
     out = {k: float(v) for k, v in values.items() if not isinstance(v, torch.Tensor)}
     if tensors:
         stacked = torch.stack([v.detach().float().reshape(()) for v in tensors.values()]).cpu().tolist()
-        out.update(zip(tensors, stacked))
+        out.update(zip(tensors, stacked, strict=True))
     return {k: out[k] for k in values}
 
 
@@ -748,7 +753,7 @@ class _Run:
                                if t.is_floating_point()]).any()
             for name, model in self.models.items() if any(True for _ in model.parameters())
         }
-        return [name for name, flag in zip(flags, torch.stack(list(flags.values())).tolist()) if flag] if flags else []
+        return [name for name, flag in zip(flags, torch.stack(list(flags.values())).tolist(), strict=True) if flag] if flags else []
 
     def diverged(self, bad: Mapping[str, float], step: int) -> NonFiniteLossError:
         """The error for a run that stopped on non-finite values, pointing at the last good checkpoint."""

@@ -93,13 +93,13 @@ class ClassDraw:
         generator = torch.Generator().manual_seed(stream_seed(seed, f"{domain}-rare-classes", epoch))
         drawn = torch.multinomial(self.probabilities, size, replacement=True, generator=generator)
         picks = torch.rand(size, generator=generator, dtype=torch.float64)
-        return [int(self.images[k][int(u * len(self.images[k]))]) for k, u in zip(drawn.tolist(), picks.tolist())]
+        return [int(self.images[k][int(u * len(self.images[k]))]) for k, u in zip(drawn.tolist(), picks.tolist(), strict=True)]
 
     def describe(self) -> str:
         """``class probability`` pairs, most often drawn first (for the log): names where the number of
         classes is a known protocol (19, 16, 13), train ids otherwise."""
         names = protocol_class_names(self.num_classes) if self.num_classes in PROTOCOLS else None
-        ranked = sorted(zip(self.classes, self.probabilities.tolist()), key=lambda item: -item[1])
+        ranked = sorted(zip(self.classes, self.probabilities.tolist(), strict=True), key=lambda item: -item[1])
         return ", ".join(f"{names[c] if names else c} {p:.3f}" for c, p in ranked)
 
 

@@ -9,8 +9,7 @@ from kedro.config import OmegaConfigLoader
 from kedro.io import DataCatalog
 from kedro_datasets.pandas import CSVDataset
 
-from adaptseg.io import FolderDataset
-from adaptseg.io import RunFolder, RunFolderDataset
+from adaptseg.io import FolderDataset, RunFolder, RunFolderDataset
 from adaptseg.pipelines.adaptation.pipeline import NAMESPACES
 from adaptseg.pipelines.evaluation.nodes import evaluate_and_export, evaluate_on_target, tabulate_metrics
 from adaptseg.pipelines.evaluation.pipeline import MODELS, create_pipeline

@@ -73,7 +73,7 @@ def test_predict_examples_at_label_resolution(tmp_path):
     examples = predict_examples(manifest, labels, evaluation, {"examples": 2}, **models)
     assert examples["names"] == ["city_000000", "city_000002"]  # spread over the split
     assert list(examples["predictions"]) == ["source_only", "oracle"]
-    for image, label, prediction in zip(examples["images"], examples["labels"], examples["predictions"]["oracle"]):
+    for image, label, prediction in zip(examples["images"], examples["labels"], examples["predictions"]["oracle"], strict=True):
         assert image.shape == (24, 48, 3) and label.shape == prediction.shape == (24, 48)
         assert prediction.dtype == np.uint8 and prediction.max() < 19
     assert predict_examples(manifest, labels, evaluation, {"examples": 0}, **models)["names"] == []

@@ -96,7 +96,7 @@ def plot_class_frequencies(table: pd.DataFrame, options: dict[str, Any]) -> plt.
         ax.bar(x + i * width, part["fraction"].to_numpy(), width, label=f"{domain} {split}")
     ax.set_yscale("log")
     ax.set_xticks(x + 0.4 - width / 2, names, rotation=45, ha="right")
-    for tick, colour in zip(ax.get_xticklabels(), protocol_palette(num_classes) / 255.0):
+    for tick, colour in zip(ax.get_xticklabels(), protocol_palette(num_classes) / 255.0, strict=True):
         tick.set_color(colour * 0.8)
     ax.set_ylabel("fraction of labelled pixels")
     ax.set_title(f"Class frequencies ({num_classes}-class protocol)")

@@ -137,7 +137,7 @@ def predict_examples(
     return {
         "names": [s["name"] for s in samples],
         "images": [load_image(dataset.image_paths[i], (s["label"].shape[1], s["label"].shape[0]))
-                   for i, s in zip(indices, samples)],
+                   for i, s in zip(indices, samples, strict=True)],
         "labels": [s["label"].numpy().astype(np.uint8) for s in samples],
         "predictions": predictions,
         "num_classes": num_classes or 19,

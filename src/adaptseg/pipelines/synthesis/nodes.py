@@ -58,7 +58,7 @@ def plot_domain_pairs(
     source_ids = sorted(k[len(images) + 1 :] for k in source if k.startswith(f"{images}/"))[:count]
     target_ids = sorted(k[len("leftImg8bit/") :] for k in target if k.startswith("leftImg8bit/train/"))[:count]
     fig, axes = plt.subplots(count, 4, figsize=(14, 1.9 * count), squeeze=False)
-    for row, (sid, tid) in enumerate(zip(source_ids, target_ids)):
+    for row, (sid, tid) in enumerate(zip(source_ids, target_ids, strict=False)):
         label_tid = tid.replace("_leftImg8bit", "_gtFine_labelIds")
         panels = [
             (np.asarray(source[f"{images}/{sid}"]), f"source ({layout.upper()} layout)"),
@@ -66,7 +66,7 @@ def plot_domain_pairs(
             (np.asarray(target[f"leftImg8bit/{tid}"]), "target (Cityscapes layout)"),
             (_colourise(target[f"gtFine/{label_tid}"], "cityscapes"), "target label"),
         ]
-        for ax, (picture, title) in zip(axes[row], panels):
+        for ax, (picture, title) in zip(axes[row], panels, strict=True):
             ax.imshow(picture)
             ax.set_axis_off()
             if row == 0:
