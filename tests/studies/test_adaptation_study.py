@@ -161,6 +161,11 @@ def test_study_on_a_synthia_layout_source_reports_16_and_13_classes(study, tmp_p
     data = next((out / "data").iterdir())
     assert (data / "01_raw/synthetic/synthia/GT/LABELS").is_dir()  # the generator wrote the SYNTHIA layout
     assert set(pd.read_csv(data / "02_intermediate/source_manifest.csv")["kind"]) == {"synthia"}
+    import mlflow
+
+    runs = mlflow.search_runs(experiment_names=["adaptation_study"], output_format="list")
+    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]  # the model's own run, under the study's
+    assert children and all(r.info.run_name.endswith("· local") for r in children)  # its config env, not "unknown"
 
 
 def test_rows_name_the_machine_the_engine_trains_on_not_the_fastest_one_present(study, monkeypatch):
