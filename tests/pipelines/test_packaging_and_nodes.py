@@ -186,3 +186,15 @@ def test_dacs_rcs_is_dacs_with_rare_class_sampling_of_the_source():
         assert {k: v for k, v in ours["engine"].items() if k != "rare_class_sampling"} == dacs["engine"], env
         sampling = EngineConfig.from_dict({"max_steps": 1, "rare_class_sampling": ours["engine"]["rare_class_sampling"]})
         assert sampling.rare_class_sampling.temperature == 0.01, env
+
+
+def test_dacs_rcs_mic_is_both_additions_each_with_its_own_namespaces_knobs():
+    """The combination is exactly MIC's block plus rare-class sampling's, so a difference from either is the other
+    addition's (both configs)."""
+    from studies.adaptation_study import load_parameters
+
+    for env in (None, "gta5_cityscapes"):
+        params, _ = load_parameters(env)
+        ours, mic, rcs = (params[ns]["adaptation"] for ns in ("dacs_rcs_mic", "dacs_mic", "dacs_rcs"))
+        assert ours["method_config"] == mic["method_config"] and ours["bn_mode"] == mic["bn_mode"], env
+        assert ours["engine"] == {**mic["engine"], "rare_class_sampling": rcs["engine"]["rare_class_sampling"]}, env

@@ -32,6 +32,7 @@ NAMESPACES: dict[str, str] = {
     "dacs_from_adabn": "adabn.model",
     "dacs_mic": PRETRAINED,
     "dacs_rcs": PRETRAINED,
+    "dacs_rcs_mic": PRETRAINED,
 }
 
 #: The namespaces ``__default__`` trains (``make run`` keeps within its time budget with these).
