@@ -656,6 +656,10 @@ def main(argv: list[str] | None = None) -> None:
     plan = Plan.from_settings(settings, args)
     out.mkdir(parents=True, exist_ok=True)
     open_tracking(os.environ.get("MLFLOW_TRACKING_URI", "sqlite:///mlflow.db"), settings["name"], out)
+    from adaptseg import tracking
+
+    # whatever a Kedro session of this process left: the study names its runs by its own env and logs no models
+    tracking.configure(args.env or "local", {"log_models": False})
     study = Study(params, catalog_config, plan, out, args.quiet, env=args.env or "local")
     check_results(out / "results.csv", plan.steps["pretrain"], settings["pretrain_steps"])
     started = time.perf_counter()

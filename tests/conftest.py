@@ -29,7 +29,8 @@ pytest_plugins = ["tests.tiny_models"]
 @pytest.fixture(autouse=True)
 def _temporary_mlflow(tmp_path_factory, monkeypatch):
     """Every test tracks into its own SQLite database, never the project's mlflow.db, and starts and ends
-    with no active run (kedro-mlflow leaves a session's finished run on the thread's run stack)."""
+    with no active run (kedro-mlflow leaves a session's finished run on the thread's run stack) and no tracking
+    settings."""
     import mlflow
 
     store = tmp_path_factory.mktemp("mlflow")
@@ -39,6 +40,9 @@ def _temporary_mlflow(tmp_path_factory, monkeypatch):
     yield
     while mlflow.active_run() is not None:
         mlflow.end_run()
+    from adaptseg import tracking
+
+    tracking.reset()  # a test that configured tracking (or opened a session it never ran) leaves nothing behind
 
 
 def write_png(path: Path, array: np.ndarray, palette: list[int] | None = None) -> Path:
