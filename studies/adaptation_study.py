@@ -167,9 +167,7 @@ class Plan:
 class Study:
     """Runs the project's pipelines namespace by namespace, each output in a folder named by what made it."""
 
-    def __init__(
-        self, params: dict, catalog_config: dict, plan: Plan, out: Path, quiet: bool, env: str = "local"
-    ) -> None:
+    def __init__(self, params: dict, catalog_config: dict, plan: Plan, out: Path, quiet: bool) -> None:
         from kedro.framework.project import pipelines
         from kedro.framework.startup import bootstrap_project
         from kedro.io.catalog_config_resolver import CatalogConfigResolver
@@ -185,7 +183,6 @@ class Study:
         self.evaluation = self.pipelines["evaluation"]
         self.ensembles = ENSEMBLES
         self.params, self.plan, self.out, self.quiet = params, plan, out, quiet
-        self.env = env  # the config environment, tagged on each model's run so its MLflow name says it
         self.resolver = CatalogConfigResolver(catalog_config)
         self.selection: dict[str, dict] = self.stored_selection()  # dev choices earlier runs made in this folder
 
@@ -366,7 +363,7 @@ class Study:
         pipeline = Pipeline([self.node(namespace)])
         catalog = self.catalog(pipeline, regime, seed, params, {namespace: scope})
         began = time.perf_counter()
-        with mlflow.start_run(run_name=f"{namespace} {regime.name} s{seed}", tags={"kedro.env": self.env}):
+        with mlflow.start_run(run_name=f"{namespace} {regime.name} s{seed}"):
             mlflow.log_params({"namespace": namespace, "seed": seed, "regime": regime.name, "scope": scope.name,
                                **{f"knob.{k}": v for k, v in knobs.items()}})
             self.run(pipeline, catalog)
@@ -658,9 +655,10 @@ def main(argv: list[str] | None = None) -> None:
     open_tracking(os.environ.get("MLFLOW_TRACKING_URI", "sqlite:///mlflow.db"), settings["name"], out)
     from adaptseg import tracking
 
-    # whatever a Kedro session of this process left: the study names its runs by its own env and logs no models
+    # whatever a Kedro session of this process left: each model's run is named and tagged with the study's own
+    # env (what load_parameters read), and no model is logged
     tracking.configure(args.env or "local", {"log_models": False})
-    study = Study(params, catalog_config, plan, out, args.quiet, env=args.env or "local")
+    study = Study(params, catalog_config, plan, out, args.quiet)
     check_results(out / "results.csv", plan.steps["pretrain"], settings["pretrain_steps"])
     started = time.perf_counter()
     with workers(recorded_argv, out, args.jobs or settings["jobs"] or default_jobs(settings["threads"])):
