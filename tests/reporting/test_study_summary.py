@@ -112,18 +112,19 @@ def test_a_longer_run_is_held_against_source_only_and_the_oracle_at_its_own_budg
 
 def test_the_budget_figure_draws_a_method_run_at_one_other_budget_beside_bounds_at_two():
     """DACS only at 2000 steps, the bounds at 1000 and 2000, multi-level only at 1000: DACS is a point on both
-    panels, multi-level (nothing to compare across budgets) is left out; a regime of one budget draws nothing."""
+    panels, multi-level (nothing to compare across budgets) is left out; a regime of one budget draws nothing,
+    nor one where only the bounds ran at 2000 steps (no method to hold against them)."""
+    bounds_2000 = (("source_only_2000_steps", 41), ("oracle_finetune_2000_steps", 53))
+    extra = {"noise": (*bounds_2000, ("dacs_2000_steps", 52)), "mild": bounds_2000, "fog": ()}
     rows = [
         {"seed": s, "regime": regime, "method": m, "split": "val", "miou": base + s}
         for s in (1, 2, 3)
-        for regime in ("noise", "fog")
-        for m, base in (("source_only", 40), ("oracle_finetune", 50), ("adaptsegnet_multi", 45),
-                        *((("source_only_2000_steps", 41), ("oracle_finetune_2000_steps", 53), ("dacs_2000_steps", 52))
-                          if regime == "noise" else ()))
+        for regime in extra
+        for m, base in (("source_only", 40), ("oracle_finetune", 50), ("adaptsegnet_multi", 45), *extra[regime])
     ]
     figure = budget_figure(summarise_study(pd.DataFrame(rows))["json"], 1000)
     scores, shares = figure.axes
-    assert "regime noise" in scores.get_title() and len(figure.axes) == 2  # fog has one budget only
+    assert "regime noise" in scores.get_title() and len(figure.axes) == 2  # fog: one budget; mild: bounds only
     assert sorted(line.get_label() for line in shares.get_lines() if not line.get_label().startswith("_")) == ["dacs"]
     assert shares.get_lines()[0].get_ydata().tolist() == pytest.approx([100 * 11 / 12])  # (52 − 41) / (53 − 41)
     assert {text.get_text() for text in scores.get_legend().get_texts()} == {"dacs", "oracle_finetune", "source_only"}

@@ -241,7 +241,8 @@ def _gap_grid(ax, summary: dict, methods: list[str], regimes: list[str]) -> None
 
 def budget_figure(summary: dict, default_steps: int):
     """mIoU (mean ± std) and the share of the gap closed against adaptation steps, for each regime where some
-    namespace ran at two or more budgets (the bounds, usually); ``None`` when none has. A namespace run only at
+    namespace ran at two or more budgets (the bounds, usually) and some method beside the bounds ran at another
+    budget than the default; ``None`` when none has. A namespace run only at
     another budget than the default (DACS at 2000 steps beside 1000-step baselines) is drawn as a point there.
     Whether a method's share of the gap keeps growing with steps is the question a single budget cannot answer."""
     curves: dict[str, dict[str, list]] = {}
@@ -257,7 +258,11 @@ def budget_figure(summary: dict, default_steps: int):
         regime: {n: points for n, points in lines.items() if len(points) > 1 or points[0][0] != default_steps}
         for regime, lines in curves.items()
     }
-    regimes = [r for r, lines in curves.items() if any(len(points) > 1 for points in lines.values())]
+    # a regime where only the bounds ran at another budget has no method to draw against them (empty gap panel)
+    regimes = [
+        r for r, lines in curves.items()
+        if any(len(points) > 1 for points in lines.values()) and set(lines) - {SOURCE_ONLY, UPPER_BOUND}
+    ]
     if not regimes:
         return None
     fig, axes = plt.subplots(len(regimes), 2, figsize=(11, 3.8 * len(regimes)), squeeze=False)
