@@ -242,8 +242,8 @@ def _gap_grid(ax, summary: dict, methods: list[str], regimes: list[str]) -> None
 def budget_figure(summary: dict, default_steps: int):
     """mIoU (mean ± std) and the share of the gap closed against adaptation steps, for each regime where some
     namespace ran at two or more budgets (the bounds, usually) and some method beside the bounds ran at another
-    budget than the default; ``None`` when none has. A namespace run only at
-    another budget than the default (DACS at 2000 steps beside 1000-step baselines) is drawn as a point there.
+    budget than the default; ``None`` when none has. A namespace run only at another budget than the default
+    (DACS at 2000 steps beside 1000-step baselines) is drawn as a point there.
     Whether a method's share of the gap keeps growing with steps is the question a single budget cannot answer."""
     curves: dict[str, dict[str, list]] = {}
     for regime, part in summary["regimes"].items():
